@@ -1,0 +1,179 @@
+/**
+ * errors — every error netplex's core throws, each with a stable literal `code`.
+ *
+ * Codes are never reused once retired. `test/unit/errors.test.ts` checks that each entry of
+ * `errorCodes` matches its class and that the README lists every code.
+ */
+
+/** Where a configuration value came from, so that an error can point at it. */
+export type ConfigSource =
+  | { kind: 'constructor' }
+  | { kind: 'command line'; arg?: string }
+  | { kind: 'run()' }
+  | { kind: 'conf_file'; file: string; line: number }
+  | { kind: 'defaultValues()' }
+  | { kind: 'code' };
+
+/** describeSource renders a source the way error messages name it. */
+export function describeSource(source: ConfigSource): string {
+  switch (source.kind) {
+    case 'conf_file':
+      return `${source.file}:${source.line}`;
+    case 'command line':
+      return source.arg === undefined ? 'command line' : `command line (${source.arg})`;
+    case 'constructor':
+      return 'constructor arguments';
+    case 'run()':
+      return 'run() arguments';
+    case 'defaultValues()':
+      return 'defaultValues()';
+    case 'code':
+      return 'code';
+  }
+}
+
+/** MultiplexError is the base class of every error thrown by @netplex/core. */
+export class MultiplexError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** ConfigError names the key, where its value came from, the value and what was expected. */
+export class ConfigError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_CONFIG';
+  readonly key: string;
+  readonly source: ConfigSource;
+  readonly value: unknown;
+  readonly expected: string;
+  /** Validation issues from zod, when the value failed the schema. */
+  readonly issues: readonly unknown[];
+  constructor(
+    details: { key: string; source: ConfigSource; value?: unknown; expected: string; issues?: readonly unknown[] },
+    options?: { cause?: unknown },
+  ) {
+    const shown = details.value === undefined ? '' : `, got ${formatValue(details.value)}`;
+    super(
+      'MPX_ERR_CONFIG',
+      `${describeSource(details.source)}: ${details.key}: expected ${details.expected}${shown}`,
+      options,
+    );
+    this.key = details.key;
+    this.source = details.source;
+    this.value = details.value;
+    this.expected = details.expected;
+    this.issues = details.issues ?? [];
+  }
+}
+
+/** ConfigFileError is raised when a conf_file cannot be read at all. */
+export class ConfigFileError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_CONFIG_FILE';
+  readonly file: string;
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super('MPX_ERR_CONFIG_FILE', `conf_file ${file}: ${reason}`, options);
+    this.file = file;
+  }
+}
+
+/** PortSpecError is a port, host, proto or ipv value that Net::Server::Proto's syntax does not allow. */
+export class PortSpecError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_PORT_SPEC';
+  readonly spec: string;
+  constructor(spec: string, reason: string, options?: { cause?: unknown }) {
+    super('MPX_ERR_PORT_SPEC', `port ${JSON.stringify(spec)}: ${reason}`, options);
+    this.spec = spec;
+  }
+}
+
+/** BindError is a listen target that could not be bound (address in use, permission, live unix socket). */
+export class BindError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_BIND';
+  readonly target: string;
+  constructor(target: string, reason: string, options?: { cause?: unknown }) {
+    super('MPX_ERR_BIND', `cannot bind ${target}: ${reason}`, options);
+    this.target = target;
+  }
+}
+
+/** LogFileError is a log_file that cannot be opened for appending. */
+export class LogFileError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_LOG_FILE';
+  readonly file: string;
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super('MPX_ERR_LOG_FILE', `log_file ${file}: ${reason}`, options);
+    this.file = file;
+  }
+}
+
+/** HookError wraps an exception thrown (or a promise rejected) by a user's hook. */
+export class HookError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_HOOK';
+  readonly hook: string;
+  constructor(hook: string, cause: unknown) {
+    const reason =
+      cause === undefined || cause === null
+        ? `rejected with ${String(cause)}`
+        : cause instanceof Error
+          ? cause.message
+          : String(cause);
+    super('MPX_ERR_HOOK', `hook ${hook} failed: ${reason}`, { cause });
+    this.hook = hook;
+  }
+}
+
+/** HookTimeoutError is a start-up hook that never settled. */
+export class HookTimeoutError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_HOOK_TIMEOUT';
+  readonly hook: string;
+  constructor(hook: string, ms: number) {
+    super(
+      'MPX_ERR_HOOK_TIMEOUT',
+      `hook ${hook} did not settle within ${ms} ms: did it return a promise that never resolves?`,
+    );
+    this.hook = hook;
+  }
+}
+
+/** ServerClosedError is work refused because the server is closing or closed. */
+export class ServerClosedError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_SERVER_CLOSED';
+  constructor(what: string) {
+    super('MPX_ERR_SERVER_CLOSED', `${what}: the server is closed`);
+  }
+}
+
+/** LimitError is a client that went past one of the configured bounds. */
+export class LimitError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_LIMIT';
+  readonly limit: string;
+  constructor(limit: string, detail: string) {
+    super('MPX_ERR_LIMIT', `${limit} exceeded: ${detail}`);
+    this.limit = limit;
+  }
+}
+
+/** errorCodes maps each code to its class; the registry test checks it against the README. */
+export const errorCodes = {
+  MPX_ERR_CONFIG: ConfigError,
+  MPX_ERR_CONFIG_FILE: ConfigFileError,
+  MPX_ERR_PORT_SPEC: PortSpecError,
+  MPX_ERR_BIND: BindError,
+  MPX_ERR_LOG_FILE: LogFileError,
+  MPX_ERR_HOOK: HookError,
+  MPX_ERR_HOOK_TIMEOUT: HookTimeoutError,
+  MPX_ERR_SERVER_CLOSED: ServerClosedError,
+  MPX_ERR_LIMIT: LimitError,
+} as const;
+
+function formatValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * options — the one zod schema of every server option, under Net::Server's names.
+ *
+ * The schema is the option reference: `--help` is generated from it, and its inferred type is the
+ * only config type. Every value may arrive as a string (command line, conf file), so scalar
+ * schemas coerce; list keys take one value per occurrence.
+ */
+import { BlockList, isIP } from 'node:net';
+import { z } from 'zod';
+
+/** flag parses Net::Server-style booleans: 1/0, true/false, yes/no, on/off. */
+export const flag = () =>
+  z.preprocess((v) => {
+    if (typeof v === 'number') return v !== 0;
+    if (typeof v !== 'string') return v;
+    const s = v.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+    if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+    return v;
+  }, z.boolean());
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** A port given in code as an object, as Net::Server accepts a hashref. */
+export const portObjectSchema = z.strictObject({
+  port: z.union([z.string(), z.number().int().min(0).max(65535)]),
+  host: z.string().optional(),
+  ipv: z.union([z.string(), z.number()]).optional(),
+  proto: z.string().optional(),
+});
+export type PortObject = z.infer<typeof portObjectSchema>;
+
+const regexString = z.string().superRefine((s, ctx) => {
+  try {
+    new RegExp(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `a regular expression (${(err as Error).message})` });
+  }
+});
+
+/** isCidr tells whether a string is an IPv4 or IPv6 address, with an optional /prefix. */
+export function isCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  const addr = slash === -1 ? s : s.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const prefixText = s.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText)) return false;
+  const prefix = Number(prefixText);
+  if (prefix > (family === 4 ? 32 : 128)) return false;
+  try {
+    new BlockList().addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const cidrString = z
+  .string()
+  .transform((s) => s.trim())
+  .refine(isCidr, { message: 'a CIDR block such as 127.0.0.0/8 or ::1/128' });
+
+/** Keys whose value is a list; each occurrence on the command line or in a conf file adds one. */
+export const listKeys = new Set(['port', 'host', 'ipv', 'proto', 'allow', 'deny', 'cidr_allow', 'cidr_deny']);
+
+/**
+ * serverOptions is the zod shape of every built-in option. A server class adds its own with
+ * `static options = { ... }`; those get the same sources, precedence, help and errors.
+ */
+export const serverOptions = {
+  conf_file: z.string().min(1).optional().describe('file of "key value" lines read for further options'),
+  log_level: integer(0, 4)
+    .default(2)
+    .describe('0 err, 1 warning, 2 notice, 3 info, 4 debug')
+    .meta({ type: '0-4' }),
+  log_file: z.string().min(1).optional().describe('file to append log lines to (stderr when unset)'),
+  port: z
+    .array(z.union([z.string().min(1), z.number().int().min(0).max(65535), portObjectSchema]))
+    .default([20203])
+    .describe('port spec to bind: PORT, HOST:PORT, HOST:PORT/PROTO/IPV, [::1]:PORT, PATH|unix; repeatable')
+    .meta({ type: 'port spec' }),
+  host: z
+    .array(z.string().min(1))
+    .default(['*'])
+    .describe('default host for ports that name none; * binds every interface'),
+  ipv: z
+    .array(z.union([z.string().min(1), z.number()]))
+    .default(['*'])
+    .describe('IP version for hosts that are names: 4, 6, * or "4 6"'),
+  proto: z.array(z.string().min(1)).default(['tcp']).describe('default protocol: tcp, udp or unix'),
+  listen: integer(1, 65535).default(511).describe('listen backlog for TCP and unix sockets'),
+  reverse_lookups: z
+    .union([flag(), z.enum(['double', 'double-detail', 'double-autofail', 'double-debug'])])
+    .default(false)
+    .describe('look up the host name of each client (peerhost); "double" also checks it resolves back'),
+  double_reverse_lookups: z
+    .union([flag(), z.enum(['detail', 'autofail', 'debug'])])
+    .default(false)
+    .describe('check that the reverse name of each client resolves back to its address'),
+  allow: z.array(regexString).default([]).describe('regex a client address (or host name) must match'),
+  deny: z.array(regexString).default([]).describe('regex that refuses a matching client address or host name'),
+  cidr_allow: z.array(cidrString).default([]).describe('CIDR block a client address must be in'),
+  cidr_deny: z.array(cidrString).default([]).describe('CIDR block whose clients are refused'),
+  pid_file: z.string().min(1).optional().describe('file to write the supervisor pid to'),
+  chroot: z
+    .string()
+    .optional()
+    .describe('not supported by netplex: use systemd RootDirectory= or a container instead'),
+  user: z.string().min(1).optional().describe('user (name or uid) the worker runs as when started as root'),
+  group: z.string().min(1).optional().describe('group (name or gid) the worker runs as when started as root'),
+  background: flag().default(false).describe('detach from the terminal once bound'),
+  setsid: flag().default(false).describe('detach and start a new session once bound'),
+  check_for_dequeue: z.coerce
+    .number()
+    .positive()
+    .optional()
+    .describe('seconds between runDequeue() calls')
+    .meta({ type: 'seconds' }),
+  no_client_stdout: flag().default(false).describe('accepted for compatibility: netplex never ties STDOUT'),
+  max_input_buffer: integer(1)
+    .default(1024 * 1024)
+    .describe('bytes of unconsumed input a client may hold before it is disconnected')
+    .meta({ type: 'bytes' }),
+  max_output_buffer: integer(1)
+    .default(8 * 1024 * 1024)
+    .describe('bytes of unsent output a client may hold before it is disconnected')
+    .meta({ type: 'bytes' }),
+  max_connections: integer(0)
+    .default(0)
+    .describe('most clients connected at once; 0 is unlimited (more are refused)'),
+} satisfies z.ZodRawShape;
+
+/** The schema of the built-in options. */
+export const serverOptionsSchema = z.object(serverOptions);
+
+/** ServerConfig is the resolved, validated configuration of the built-in options. */
+export type ServerConfig = z.infer<typeof serverOptionsSchema>;
+
+/** OptionsShape is what a server class may declare as `static options`. */
+export type OptionsShape = z.ZodRawShape;
