@@ -52,7 +52,13 @@ export class ConfigError extends MultiplexError {
   /** Validation issues from zod, when the value failed the schema. */
   readonly issues: readonly unknown[];
   constructor(
-    details: { key: string; source: ConfigSource; value?: unknown; expected: string; issues?: readonly unknown[] },
+    details: {
+      key: string;
+      source: ConfigSource;
+      value?: unknown;
+      expected: string;
+      issues?: readonly unknown[];
+    },
     options?: { cause?: unknown },
   ) {
     const shown = details.value === undefined ? '' : `, got ${formatValue(details.value)}`;
@@ -66,6 +72,78 @@ export class ConfigError extends MultiplexError {
     this.value = details.value;
     this.expected = details.expected;
     this.issues = details.issues ?? [];
+  }
+}
+
+/** UnknownOptionError is a key that no option schema declares; it names the closest known key. */
+export class UnknownOptionError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_CONFIG_UNKNOWN_OPTION';
+  readonly key: string;
+  readonly source: ConfigSource;
+  /** The closest known key, when one is close enough to be the intended one. */
+  readonly suggestion: string | undefined;
+  constructor(details: {
+    key: string;
+    source: ConfigSource;
+    suggestion?: string | undefined;
+    shown?: string;
+  }) {
+    const hint = details.suggestion === undefined ? '' : `; did you mean ${details.suggestion}?`;
+    super(
+      'MPX_ERR_CONFIG_UNKNOWN_OPTION',
+      `${describeSource(details.source)}: unknown option ${details.shown ?? details.key}${hint}`,
+    );
+    this.key = details.key;
+    this.source = details.source;
+    this.suggestion = details.suggestion;
+  }
+}
+
+/** ConfigSyntaxError is a command-line argument or conf_file line that is not an option at all. */
+export class ConfigSyntaxError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_CONFIG_SYNTAX';
+  readonly source: ConfigSource;
+  readonly text: string;
+  constructor(source: ConfigSource, text: string, expected: string) {
+    super(
+      'MPX_ERR_CONFIG_SYNTAX',
+      `${describeSource(source)}: expected ${expected}, got ${formatValue(text)}`,
+    );
+    this.source = source;
+    this.text = text;
+  }
+}
+
+/** MissingOptionError is a required option (no default) that no source set. */
+export class MissingOptionError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_CONFIG_MISSING';
+  readonly key: string;
+  readonly expected: string;
+  constructor(key: string, expected: string) {
+    super(
+      'MPX_ERR_CONFIG_MISSING',
+      `${key}: required option not set: expected ${expected}; set it in the constructor, with --${key}=VALUE, ` +
+        'in run(), in a conf_file or in defaultValues()',
+    );
+    this.key = key;
+    this.expected = expected;
+  }
+}
+
+/** UnsupportedOptionError is a Net::Server option that netplex cannot honour; it says what to use instead. */
+export class UnsupportedOptionError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_CONFIG_UNSUPPORTED';
+  readonly key: string;
+  readonly source: ConfigSource;
+  readonly value: unknown;
+  constructor(details: { key: string; source: ConfigSource; value: unknown; advice: string }) {
+    super(
+      'MPX_ERR_CONFIG_UNSUPPORTED',
+      `${describeSource(details.source)}: ${details.key} ${formatValue(details.value)} is not supported: ${details.advice}`,
+    );
+    this.key = details.key;
+    this.source = details.source;
+    this.value = details.value;
   }
 }
 
@@ -160,6 +238,10 @@ export class LimitError extends MultiplexError {
 export const errorCodes = {
   MPX_ERR_CONFIG: ConfigError,
   MPX_ERR_CONFIG_FILE: ConfigFileError,
+  MPX_ERR_CONFIG_UNKNOWN_OPTION: UnknownOptionError,
+  MPX_ERR_CONFIG_SYNTAX: ConfigSyntaxError,
+  MPX_ERR_CONFIG_MISSING: MissingOptionError,
+  MPX_ERR_CONFIG_UNSUPPORTED: UnsupportedOptionError,
   MPX_ERR_PORT_SPEC: PortSpecError,
   MPX_ERR_BIND: BindError,
   MPX_ERR_LOG_FILE: LogFileError,
@@ -174,6 +256,11 @@ function formatValue(value: unknown): string {
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
-    return String(value);
+    // BigInts and cycles defeat JSON; an object without a prototype defeats String() too.
+    try {
+      return String(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
   }
 }

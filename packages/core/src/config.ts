@@ -1,0 +1,248 @@
+/**
+ * config — every source of options merged by Net::Server's precedence, validated once, frozen.
+ *
+ * Precedence, highest first, as Net::Server's `configure`: constructor arguments, the command
+ * line, run() arguments, the conf_file, defaultValues(), then the schema's own defaults. A key
+ * set by a higher source is never touched by a lower one, and a list key is one key: the highest
+ * source that has it supplies the whole list (Net::Server's `%previously_set`). As in Perl, an
+ * undefined value, or an empty list, counts as not set.
+ *
+ * The conf_file itself is named by the constructor, command line or run() arguments, else by
+ * defaultValues() (Net::Server's `configure` looks in the same places), and is resolved against
+ * `cwd`. A conf_file line naming another conf_file is not followed.
+ */
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { type OptionValues, parseArgv } from './argv.js';
+import { parseConfFile, readConfFile } from './conf-file.js';
+import {
+  ConfigError,
+  type ConfigSource,
+  MissingOptionError,
+  UnknownOptionError,
+  UnsupportedOptionError,
+} from './errors.js';
+import { describeElementType, describeType, isListSchema } from './help.js';
+import { suggestKey } from './suggest.js';
+
+/** ConfigSources are the places options come from, named as Net::Server names them. */
+export interface ConfigSources {
+  /**
+   * Arguments to the server's constructor: they win over everything else. (Every object inherits
+   * a `constructor` function, so the type admits Function and loadConfig reads only an own
+   * property.)
+   */
+  constructor?: Readonly<Record<string, unknown>> | Function | undefined;
+  /** The command line, without node and the script (`process.argv.slice(2)`). */
+  argv?: readonly string[] | undefined;
+  /** Arguments to run(). */
+  run?: Readonly<Record<string, unknown>> | undefined;
+  /** What the server's defaultValues() returns: below the conf_file, above schema defaults. */
+  defaults?: Readonly<Record<string, unknown>> | undefined;
+  /** Accepted so one sources object can travel; no option is read from the environment (Net::Server reads none). */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Directory a relative conf_file is resolved against; `process.cwd()` when unset. */
+  cwd?: string | undefined;
+}
+
+/** Config is the validated configuration of an options shape. */
+export type Config<S extends z.ZodRawShape> = z.infer<z.ZodObject<S>>;
+
+/** LoadedConfig is what loadConfig returns: the deep-frozen config and the unused arguments. */
+export interface LoadedConfig<S extends z.ZodRawShape> {
+  readonly config: Config<S>;
+  /** Command-line arguments that are not options, in order, for the server to read. */
+  readonly rest: string[];
+}
+
+/** OptionKeys are the keys of a shape, and which of them take lists. */
+export interface OptionKeys {
+  readonly known: ReadonlySet<string>;
+  readonly list: ReadonlySet<string>;
+}
+
+/** optionKeysOf lists a shape's keys; a key whose schema is an array is a list key. */
+export function optionKeysOf(shape: z.ZodRawShape): OptionKeys {
+  const known = new Set(Object.keys(shape));
+  const list = new Set([...known].filter((key) => isListSchema(shape[key]!)));
+  return { known, list };
+}
+
+/**
+ * Options Net::Server has and netplex refuses, each with what to do instead. They stay in the
+ * schema so that an old conf file gets this advice rather than "unknown option".
+ */
+const unsupportedOptions: Readonly<Record<string, string>> = {
+  chroot:
+    'netplex cannot chroot on Node.js (there is no chroot(2) binding, and a chroot after start-up ' +
+    'would strand the modules it loads later); confine the process from outside instead, with ' +
+    "systemd's RootDirectory= or a container",
+};
+
+/** One key's value from one source; `sources` holds per-element sources for a list from text. */
+interface Setting {
+  readonly value: unknown;
+  readonly source: ConfigSource;
+  readonly sources?: readonly ConfigSource[] | undefined;
+}
+
+type Layer = Map<string, Setting>;
+
+function layerFromCode(
+  record: Readonly<Record<string, unknown>> | undefined,
+  source: ConfigSource,
+  keys: OptionKeys,
+): Layer {
+  const layer: Layer = new Map();
+  if (record === undefined || record === null) return layer;
+  for (const key of Object.keys(record)) {
+    if (!keys.known.has(key)) {
+      throw new UnknownOptionError({ key, source, suggestion: suggestKey(key, keys.known) });
+    }
+    const value = record[key];
+    if (value === undefined || value === null) continue;
+    if (keys.list.has(key)) {
+      // Net::Server turns a scalar given for a list key into a one-element list.
+      const list = Array.isArray(value) ? value : [value];
+      if (list.length > 0) layer.set(key, { value: list, source });
+    } else {
+      layer.set(key, { value, source });
+    }
+  }
+  return layer;
+}
+
+function layerFromText(values: OptionValues): Layer {
+  const layer: Layer = new Map();
+  for (const [key, v] of values) layer.set(key, { value: v.value, source: v.source, sources: v.sources });
+  return layer;
+}
+
+/** What an issue says was expected, phrased to follow "expected". */
+function describeExpected(schema: z.core.$ZodType, issue: z.core.$ZodIssue, element: boolean): string {
+  const label = element ? describeElementType(schema) : describeType(schema);
+  switch (issue.code) {
+    case 'custom':
+      // Refinements in options.ts phrase their message as what they expect.
+      return issue.message;
+    case 'too_small':
+    case 'too_big': {
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      if (issue.origin === 'string' && issue.code === 'too_small' && Number(bound) === 1) {
+        return `${label} (not empty)`;
+      }
+      if (label.includes(String(bound))) return label;
+      const inclusive = issue.inclusive !== false;
+      const word =
+        issue.code === 'too_small'
+          ? inclusive
+            ? 'at least'
+            : 'more than'
+          : inclusive
+            ? 'at most'
+            : 'less than';
+      return `${label} (${word} ${String(bound)})`;
+    }
+    case 'invalid_type':
+    case 'invalid_union':
+    case 'invalid_value':
+      return label;
+    default:
+      return `${label} (${issue.message})`;
+  }
+}
+
+function validate(key: string, schema: z.core.$ZodType, setting: Setting, isList: boolean): unknown {
+  let result: ReturnType<typeof z.safeParse>;
+  try {
+    result = z.safeParse(schema, setting.value);
+  } catch (err) {
+    // A custom schema's transform threw instead of reporting an issue.
+    throw new ConfigError(
+      { key, source: setting.source, value: setting.value, expected: describeType(schema) },
+      { cause: err },
+    );
+  }
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const first = issue.path[0];
+  const index = isList && typeof first === 'number' && Array.isArray(setting.value) ? first : undefined;
+  throw new ConfigError({
+    key,
+    source: (index === undefined ? undefined : setting.sources?.[index]) ?? setting.source,
+    value: index === undefined ? setting.value : (setting.value as unknown[])[index],
+    expected: describeExpected(schema, issue, index !== undefined),
+    issues: result.error.issues,
+  });
+}
+
+function isPlainContainer(value: unknown): value is object {
+  if (Array.isArray(value)) return true;
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** deepFreeze freezes plain objects and arrays all the way down; class instances are left alone. */
+function deepFreeze<T>(value: T): T {
+  if (!isPlainContainer(value) || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze(child);
+  return value;
+}
+
+/**
+ * loadConfig merges every source of options by Net::Server's precedence (constructor > command
+ * line > run() > conf_file > defaultValues() > schema defaults), validates each key with its own
+ * schema, and returns the deep-frozen config with the command-line arguments left over.
+ *
+ * Throws UnknownOptionError (with the closest known key), ConfigError (naming key, source,
+ * value and expectation), ConfigSyntaxError, ConfigFileError, MissingOptionError, or
+ * UnsupportedOptionError (chroot).
+ */
+export function loadConfig<S extends z.ZodRawShape>(shape: S, sources: ConfigSources = {}): LoadedConfig<S> {
+  const keys = optionKeysOf(shape);
+  // Every object has an inherited `constructor`; only an own property is the constructor source.
+  const fromConstructor = Object.hasOwn(sources, 'constructor') ? sources.constructor : undefined;
+  const constructorLayer = layerFromCode(
+    typeof fromConstructor === 'function' ? undefined : fromConstructor,
+    { kind: 'constructor' },
+    keys,
+  );
+  const argv = sources.argv === undefined ? undefined : parseArgv(sources.argv, keys.known, keys.list);
+  const argvLayer = argv === undefined ? new Map() : layerFromText(argv.values);
+  const runLayer = layerFromCode(sources.run, { kind: 'run()' }, keys);
+  const defaultsLayer = layerFromCode(sources.defaults, { kind: 'defaultValues()' }, keys);
+
+  let confLayer: Layer = new Map();
+  const confSetting = [constructorLayer, argvLayer, runLayer, defaultsLayer]
+    .map((layer) => layer.get('conf_file'))
+    .find((setting) => setting !== undefined);
+  if (confSetting !== undefined && shape.conf_file !== undefined) {
+    const file = validate('conf_file', shape.conf_file, confSetting, false);
+    if (typeof file === 'string' && file !== '') {
+      const text = readConfFile(resolve(sources.cwd ?? process.cwd(), file));
+      confLayer = layerFromText(parseConfFile(text, file, keys.known, keys.list));
+    }
+  }
+
+  const layers = [constructorLayer, argvLayer, runLayer, confLayer, defaultsLayer];
+  const entries: [string, unknown][] = [];
+  for (const key of keys.known) {
+    const schema = shape[key]!;
+    const setting = layers.map((layer) => layer.get(key)).find((s) => s !== undefined);
+    if (setting === undefined) {
+      const result = z.safeParse(schema, undefined);
+      if (!result.success) throw new MissingOptionError(key, describeType(schema));
+      entries.push([key, result.data]);
+      continue;
+    }
+    const advice = unsupportedOptions[key];
+    if (advice !== undefined && setting.value !== '') {
+      throw new UnsupportedOptionError({ key, source: setting.source, value: setting.value, advice });
+    }
+    entries.push([key, validate(key, schema, setting, keys.list.has(key))]);
+  }
+  const config = deepFreeze(Object.fromEntries(entries)) as Config<S>;
+  return { config, rest: argv === undefined ? [] : [...argv.rest] };
+}
