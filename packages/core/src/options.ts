@@ -100,7 +100,10 @@ export const serverOptions = {
     .default(false)
     .describe('check that the reverse name of each client resolves back to its address'),
   allow: z.array(regexString).default([]).describe('regex a client address (or host name) must match'),
-  deny: z.array(regexString).default([]).describe('regex that refuses a matching client address or host name'),
+  deny: z
+    .array(regexString)
+    .default([])
+    .describe('regex that refuses a matching client address or host name'),
   cidr_allow: z.array(cidrString).default([]).describe('CIDR block a client address must be in'),
   cidr_deny: z.array(cidrString).default([]).describe('CIDR block whose clients are refused'),
   pid_file: z.string().min(1).optional().describe('file to write the supervisor pid to'),
@@ -127,6 +130,18 @@ export const serverOptions = {
     .default(8 * 1024 * 1024)
     .describe('bytes of unsent output a client may hold before it is disconnected')
     .meta({ type: 'bytes' }),
+  drain_timeout: z.coerce
+    .number()
+    .min(0)
+    .default(30)
+    .describe('seconds a retired worker serves its live connections before closing them')
+    .meta({ type: 'seconds' }),
+  ready_timeout: z.coerce
+    .number()
+    .positive()
+    .default(30)
+    .describe('seconds a new worker has to load and start listening before it is killed')
+    .meta({ type: 'seconds' }),
   max_connections: integer(0)
     .default(0)
     .describe('most clients connected at once; 0 is unlimited (more are refused)'),

@@ -1,1 +1,25 @@
-export {};
+/**
+ * @netplex/supervisor — the process that owns the listen sockets and the pid file, runs one worker,
+ * and reloads it with zero downtime; and the `netplex` command.
+ */
+import { superviseKey } from '@netplex/core';
+import { supervise } from './supervise.js';
+
+export { askControl, type ControlRequest, controlPathFor, serveControl } from './control.js';
+export { devSupervise, isIgnored, packageDirOf, watchAndReload } from './dev.js';
+export { type SupervisorCode, SupervisorError, supervisorCodes } from './errors.js';
+export { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
+export { checkPidFile, isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.js';
+export { isTypeScript, type SuperviseExtras, supervise, workerExecArgv } from './supervise.js';
+export {
+  type ReloadResult,
+  Supervisor,
+  type SupervisorOptions,
+  type SupervisorState,
+  type SupervisorStatus,
+} from './supervisor.js';
+export { type WorkerExit, WorkerProcess, type WorkerState } from './worker-process.js';
+
+// Loading the supervisor makes it the one a server's run() hands the process to.
+const g = globalThis as Record<symbol, unknown>;
+g[superviseKey] ??= supervise;

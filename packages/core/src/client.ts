@@ -1,0 +1,139 @@
+/**
+ * client — the per-connection object every mux callback receives.
+ *
+ * It plays the part of Net::Server::Multiplex's client-specific callback object: the peer's
+ * addresses, the `requests` counter as `id`, the connect time, the server's own typed `state`, and
+ * `print`/`write` that go to this client (the seed's "STDOUT tied to the client").
+ */
+import type { Logger } from 'pino';
+import { InputBuffer } from './input.js';
+
+/** Transport is what a Client writes to: a TCP or unix stream, or a UDP peer. */
+export interface Transport {
+  write(data: Buffer): void;
+  /** end closes the write side once queued output is flushed; the peer may go on sending. */
+  end(): void;
+  /** close flushes queued output, then closes both directions. */
+  close(): void;
+  /** destroy closes at once, dropping queued output. */
+  destroy(): void;
+  /** Bytes written but not yet handed to the kernel. */
+  readonly writableLength: number;
+}
+
+/** ClientInfo is what netplex learns about a peer when it connects (Net::Server's get_client_info). */
+export interface ClientInfo {
+  id: number;
+  proto: 'tcp' | 'udp' | 'unix';
+  peeraddr: string;
+  peerport: number;
+  sockaddr: string;
+  sockport: number;
+  /** The listener's label, e.g. `127.0.0.1:20203/tcp`. */
+  listener: string;
+}
+
+/** ClientPhase is where a connection is in the client flow. */
+export type ClientPhase = 'accepting' | 'connected' | 'eof' | 'closing' | 'closed';
+
+/** Client is one connection (or, for UDP, one datagram's sender) and the server's state for it. */
+export class Client<S = Record<string, unknown>> {
+  /** kind tells a Client from a Listener where a hook receives either. */
+  readonly kind = 'client' as const;
+  /** id is the connection number, Net::Server's `requests` counter: 1 for the first client. */
+  readonly id: number;
+  readonly proto: 'tcp' | 'udp' | 'unix';
+  /** peeraddr is the client's address; an IPv4 client of a dual-stack socket shows plain IPv4. */
+  readonly peeraddr: string;
+  readonly peerport: number;
+  readonly sockaddr: string;
+  readonly sockport: number;
+  /** listener is the label of the listen socket the client came through. */
+  readonly listener: string;
+  /** peerhost is the client's host name, when reverse_lookups found one. */
+  peerhost: string | undefined;
+  /** connectedAt is when the connection was accepted. */
+  readonly connectedAt: Date;
+  /** accepted is false for a client that allow_deny refused: Perl's common listen-socket object. */
+  accepted = false;
+  /** state is the server's own per-client data; set it in muxConnection. */
+  state: S = {} as S;
+  /** input is the unconsumed input; muxInput consumes from its left. */
+  readonly input = new InputBuffer();
+  /** log is a child logger bound to this connection's id and peer. */
+  readonly log: Logger;
+  /** phase is where the connection is in its life. */
+  phase: ClientPhase = 'accepting';
+
+  readonly #transport: Transport;
+  readonly #onWrite: (client: Client<S>) => void;
+
+  /** @internal Clients are made by the server, never by user code. */
+  constructor(info: ClientInfo, transport: Transport, log: Logger, onWrite: (client: Client<S>) => void) {
+    this.id = info.id;
+    this.proto = info.proto;
+    this.peeraddr = info.peeraddr;
+    this.peerport = info.peerport;
+    this.sockaddr = info.sockaddr;
+    this.sockport = info.sockport;
+    this.listener = info.listener;
+    this.connectedAt = new Date();
+    this.#transport = transport;
+    this.log = log;
+    this.#onWrite = onWrite;
+  }
+
+  /** open is true until the connection starts closing; writes after that are dropped. */
+  get open(): boolean {
+    return this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof';
+  }
+
+  /** outputLength is the number of bytes written to this client and not yet sent. */
+  get outputLength(): number {
+    return this.#transport.writableLength;
+  }
+
+  /** write queues bytes (or UTF-8 text) for this client; false once the client is closing. */
+  write(data: Buffer | Uint8Array | string): boolean {
+    if (!this.open) return false;
+    const buf =
+      typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    if (buf.length === 0) return true;
+    this.#transport.write(buf);
+    this.#onWrite(this);
+    return this.open;
+  }
+
+  /** print writes its arguments joined without separators, as Perl's print does. */
+  print(...args: Array<string | number | Buffer>): boolean {
+    if (args.length === 1) return this.write(typeof args[0] === 'number' ? String(args[0]) : args[0]!);
+    return this.write(Buffer.concat(args.map((a) => (Buffer.isBuffer(a) ? a : Buffer.from(String(a))))));
+  }
+
+  /** shutdown closes the write side once queued output is sent; the client may go on sending. */
+  shutdown(): void {
+    if (this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof')
+      this.#transport.end();
+  }
+
+  /** close sends what is queued, then closes the connection (IO::Multiplex's close). */
+  close(): void {
+    if (!this.open) return;
+    this.phase = 'closing';
+    this.#transport.close();
+  }
+
+  /** destroy closes the connection at once, dropping queued output. */
+  destroy(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closing';
+    this.#transport.destroy();
+  }
+
+  /** toString names the client in log lines: `#3 [127.0.0.1]:51234`. */
+  toString(): string {
+    return this.proto === 'unix'
+      ? `#${this.id} ${this.listener}`
+      : `#${this.id} [${this.peeraddr}]:${this.peerport}`;
+  }
+}

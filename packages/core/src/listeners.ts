@@ -1,0 +1,180 @@
+/**
+ * listeners — the listen sockets of one server: bound here (in-process) or adopted from the
+ * supervisor, which bound them first and passes their handles over IPC.
+ */
+import dgram from 'node:dgram';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { BindError } from './errors.js';
+import { type BindTarget, formatBindTarget } from './port-spec.js';
+
+/** ListenerAddress is where a listener is bound, once it is. */
+export type ListenerAddress =
+  | { proto: 'tcp' | 'udp'; address: string; port: number; family: 4 | 6 }
+  | { proto: 'unix'; path: string };
+
+/** Listener is one listen socket; a hook that handles listen-socket timeouts receives it. */
+export class Listener {
+  /** kind tells a Listener from a Client where a hook receives either. */
+  readonly kind = 'listener' as const;
+  readonly target: BindTarget;
+  /** label names the listener in logs, e.g. `127.0.0.1:20203/tcp`, updated with the real port once bound. */
+  label: string;
+  /** @internal the stream server, for tcp and unix. */
+  server: net.Server | undefined;
+  /** @internal the datagram socket, for udp. */
+  socket: dgram.Socket | undefined;
+
+  /** @internal Listeners are made by the server. */
+  constructor(target: BindTarget) {
+    this.target = target;
+    this.label = formatBindTarget(target);
+  }
+
+  /** proto is the listener's protocol. */
+  get proto(): 'tcp' | 'udp' | 'unix' {
+    return this.target.proto === 'unixdgram' ? 'unix' : this.target.proto;
+  }
+
+  /** address is where the listener is bound: the real port when the spec asked for port 0. */
+  address(): ListenerAddress | undefined {
+    if (this.socket) {
+      const a = this.socket.address();
+      return { proto: 'udp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
+    }
+    const a = this.server?.address();
+    if (!a) return undefined;
+    if (typeof a === 'string') return { proto: 'unix', path: a };
+    return { proto: 'tcp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
+  }
+
+  /** @internal refresh the label with the real address once bound. */
+  updateLabel(): void {
+    const a = this.address();
+    if (!a) return;
+    this.label =
+      a.proto === 'unix'
+        ? `${a.path}|unix`
+        : a.family === 6
+          ? `[${a.address}]:${a.port}/${a.proto}`
+          : `${a.address}:${a.port}/${a.proto}`;
+  }
+}
+
+/** createStreamServer makes the net.Server every tcp and unix listener uses. */
+export function createStreamServer(onConnection: (socket: net.Socket) => void): net.Server {
+  // allowHalfOpen: a client that stops writing still gets its answers; muxEof runs, then netplex
+  // shuts the write side down itself, as Net::Server::Multiplex does after mux_eof.
+  return net.createServer({ allowHalfOpen: true }, onConnection);
+}
+
+/**
+ * bindListener binds one target and resolves once it listens. A unix socket path left by a dead
+ * server is replaced; one that a live server answers on is a BindError.
+ */
+export async function bindListener(
+  listener: Listener,
+  opts: {
+    backlog: number;
+    onConnection: (socket: net.Socket) => void;
+    onDatagram: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+  },
+): Promise<void> {
+  const t = listener.target;
+  if (t.proto === 'udp') {
+    if (!('address' in t)) throw new BindError(listener.label, 'udp needs an address and a port');
+    const socket = dgram.createSocket({
+      type: t.family === 6 ? 'udp6' : 'udp4',
+      ipv6Only: t.ipv6Only ?? false,
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', (err) => reject(new BindError(listener.label, err.message, { cause: err })));
+      socket.bind({ address: t.address, port: t.port, exclusive: true }, () => resolve());
+    });
+    socket.on('message', opts.onDatagram);
+    listener.socket = socket;
+    listener.updateLabel();
+    return;
+  }
+  if (t.proto === 'unixdgram')
+    throw new BindError(listener.label, 'unixdgram sockets are not supported on Node');
+  const server = createStreamServer(opts.onConnection);
+  if ('path' in t) {
+    await removeStaleUnixSocket(t.path, listener.label);
+    await listen(server, listener.label, { path: t.path, backlog: opts.backlog });
+  } else {
+    await listen(server, listener.label, {
+      host: t.address,
+      port: t.port,
+      backlog: opts.backlog,
+      ipv6Only: t.ipv6Only ?? false,
+      exclusive: true,
+    });
+  }
+  listener.server = server;
+  listener.updateLabel();
+}
+
+/** adoptListener makes a listener serve a handle the supervisor bound and passed over IPC. */
+export async function adoptListener(
+  listener: Listener,
+  handle: unknown,
+  opts: { onConnection: (socket: net.Socket) => void },
+): Promise<void> {
+  const server = createStreamServer(opts.onConnection);
+  await listen(server, listener.label, handle as net.ListenOptions);
+  listener.server = server;
+  listener.updateLabel();
+}
+
+/** closeListener stops accepting; live connections are not touched. */
+export async function closeListener(listener: Listener): Promise<void> {
+  const { server, socket } = listener;
+  listener.server = undefined;
+  listener.socket = undefined;
+  if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  // server.close() stops accepting at once; its callback would wait for every connection to end,
+  // which is the caller's business (drain or close), so it is not awaited.
+  server?.close();
+}
+
+function listen(server: net.Server, label: string, options: net.ListenOptions | object): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(new BindError(label, describeBindError(err), { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(options, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function describeBindError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use (another server is listening there)';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need root, or CAP_NET_BIND_SERVICE)';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this machine';
+    default:
+      return err.message;
+  }
+}
+
+async function removeStaleUnixSocket(path: string, label: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw new BindError(label, `${path} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new BindError(label, `a running server is listening on ${path}`);
+  unlinkSync(path);
+}

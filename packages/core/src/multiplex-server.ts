@@ -1,0 +1,816 @@
+/**
+ * multiplex-server — the class a server author extends: Net::Server::Multiplex's process flow and
+ * client flow, with the hooks called in the seed's order.
+ *
+ * One process serves many connections. Hooks may return promises: per connection, calls stay in
+ * order (input arriving while a hook is pending is delivered after it), while every other
+ * connection goes on being served. A hook that throws or rejects is logged with the client's
+ * address and costs that one connection, never the server.
+ */
+import type dgram from 'node:dgram';
+import type net from 'node:net';
+import type { z } from 'zod';
+import { createAccessControl, doubleReverseLookup } from './access.js';
+import { Client, type Transport } from './client.js';
+import { loadConfig } from './config.js';
+import { HookError, LimitError, MultiplexError, ServerClosedError } from './errors.js';
+import { formatHelp } from './help.js';
+import { type ClientHookName, isPromiseLike, type ProcessHookName } from './hooks.js';
+import type { InputBuffer } from './input.js';
+import { type WorkerStatus, workerEnv } from './ipc.js';
+import { adoptListener, bindListener, closeListener, Listener, type ListenerAddress } from './listeners.js';
+import { createLogger, type NetplexLogger } from './logger.js';
+import { Mux, type MuxTarget } from './mux.js';
+import { type OptionsShape, type ServerConfig, serverOptions } from './options.js';
+import { type BindTarget, pairPortSpecs, resolveBindTargets } from './port-spec.js';
+import { findSupervisor, inProcessEnv } from './supervise.js';
+import { runWorker } from './worker.js';
+
+/** ServerState is where a server is in its life. */
+export type ServerState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+
+/** StartOptions are what `start()` takes besides the constructor's arguments. */
+export interface StartOptions {
+  /** Command-line arguments; `run()` passes `process.argv.slice(2)`. Default: none. */
+  argv?: string[];
+  /** Arguments to `run()`, below the command line in precedence. */
+  run?: Record<string, unknown>;
+  /** Working directory a relative conf_file is read from. Default: process.cwd(). */
+  cwd?: string;
+  /** Where log lines go when log_file is unset. Default: stderr. */
+  logDestination?: NodeJS.WritableStream;
+  /** Listen handles bound elsewhere (by the supervisor), by bind-target key. */
+  handles?: ReadonlyMap<string, unknown>;
+  /** The bind targets the handles belong to; required with `handles`. */
+  targets?: readonly BindTarget[];
+  /** True when this start replaces a previous server (runs restartOpenHook). */
+  restarting?: boolean;
+}
+
+/** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
+export type ConstructorArgs = Record<string, unknown>;
+
+type MaybePromise<T> = T | Promise<T>;
+
+interface Session<S> {
+  client: Client<S>;
+  socket: net.Socket | undefined;
+  busy: boolean;
+  queue: Array<() => unknown>;
+  inputQueued: boolean;
+  eofDone: boolean;
+  failed: boolean;
+  /** The hook last called for this connection, named when it fails. */
+  hook: ClientHookName;
+  runInput: () => unknown;
+  /** Resolves once muxClose has run. */
+  closed: Promise<void>;
+  resolveClosed: () => void;
+}
+
+/** How long close() lets clients flush their output before it drops them. */
+const CLOSE_FLUSH_MS = 5_000;
+
+/**
+ * MultiplexServer is the base class of a netplex server: override `muxInput` and any other hook.
+ *
+ * `S` is the type of each client's `state`; `C` the type of the server's own options (declared in
+ * `static options` as a zod shape).
+ */
+export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<never, never>> {
+  /** options declares the server's own options as a zod shape; they share every source and --help. */
+  static options: OptionsShape = {};
+
+  /** args are the constructor's arguments, which win over every other configuration source. */
+  readonly args: ConstructorArgs;
+  /** config is the resolved, frozen configuration, available from postConfigureHook on. */
+  config!: Readonly<ServerConfig & C>;
+  /** rest is what the command line held that is not an option (Net::Server leaves it in @ARGV). */
+  argv: string[] = [];
+  /** logger is the process's root logger (pino), available from postConfigureHook on. */
+  logger!: NetplexLogger;
+  /** mux is the multiplexer the mux callbacks receive. */
+  readonly mux: Mux<S>;
+  /** requests counts the connections accepted so far, Net::Server's `requests`. */
+  requests = 0;
+
+  #state: ServerState = 'new';
+  #listeners: Listener[] = [];
+  readonly #clients = new Set<Client<S>>();
+  readonly #sessions = new Map<Client<S>, Session<S>>();
+  readonly #timers = new Map<MuxTarget<S>, { timer: NodeJS.Timeout; at: number }>();
+  #dequeueTimer: NodeJS.Timeout | undefined;
+  #access: ReturnType<typeof createAccessControl> | undefined;
+  #closing: Promise<void> | undefined;
+  /** Called when the last connection closes, while draining. */
+  #onIdle: (() => void) | undefined;
+  #resolveDone!: () => void;
+  /** done resolves once the server has closed, by endloop(), close() or a signal. */
+  readonly done: Promise<void> = new Promise((resolve) => {
+    this.#resolveDone = resolve;
+  });
+
+  constructor(args: ConstructorArgs = {}) {
+    this.args = args;
+    this.mux = new Mux<S>({
+      clients: () => this.#clients.values(),
+      listeners: () => this.#listeners,
+      setTimeout: (target, seconds) => this.#setTimeout(target, seconds),
+      timeoutOf: (target) => this.#timers.get(target)?.at,
+      endloop: () => {
+        void this.close();
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------- hooks (override any)
+
+  /** configureHook runs first, before any configuration is read (Perl's configure_hook). */
+  configureHook(): MaybePromise<void> {}
+  /** defaultValues supplies the lowest-precedence configuration (Perl's default_values). */
+  defaultValues(): Record<string, unknown> {
+    return {};
+  }
+  /** postConfigureHook runs once `config` and `logger` are set, before binding. */
+  postConfigureHook(): MaybePromise<void> {}
+  /** restartOpenHook runs in a new worker on reload, before it adopts the listen sockets. */
+  restartOpenHook(): MaybePromise<void> {}
+  /** postBindHook runs once every port is bound. */
+  postBindHook(): MaybePromise<void> {}
+  /** preLoopHook runs just before the server starts accepting. */
+  preLoopHook(): MaybePromise<void> {}
+  /** preServerCloseHook runs when the loop ends, before clients are closed. */
+  preServerCloseHook(): MaybePromise<void> {}
+  /** postChildCleanupHook runs after the clients are closed. */
+  postChildCleanupHook(): MaybePromise<void> {}
+  /** restartCloseHook runs in the old worker when a reload retires it. */
+  restartCloseHook(): MaybePromise<void> {}
+  /** fatalHook runs when the server cannot go on (a failed start); the error is rethrown after it. */
+  fatalHook(_error: Error): MaybePromise<void> {}
+  /** runDequeue runs every check_for_dequeue seconds. */
+  runDequeue(): MaybePromise<void> {}
+
+  /** postAcceptHook runs for each new connection, once its addresses are known. */
+  postAcceptHook(_client: Client<S>): MaybePromise<void> {}
+  /** allowDenyHook decides, after allow/deny/cidr rules passed, whether a client is served. */
+  allowDenyHook(_client: Client<S>): MaybePromise<boolean> {
+    return true;
+  }
+  /** requestDeniedHook runs for a refused client; what it prints is sent before the connection closes. */
+  requestDeniedHook(_client: Client<S>): MaybePromise<void> {}
+  /** muxConnection runs once for each accepted client, before any muxInput. */
+  muxConnection(_mux: Mux<S>, _client: Client<S>): MaybePromise<void> {}
+  /** muxInput runs each time input arrives; consume from the left of `input`, leave the rest. */
+  abstract muxInput(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
+  /** muxTimeout runs when a timeout set with `mux.setTimeout` expires. */
+  muxTimeout(_mux: Mux<S>, _target: Client<S> | Listener): MaybePromise<void> {}
+  /** muxEof runs once when the client is done writing, with the input muxInput left. */
+  muxEof(_mux: Mux<S>, _client: Client<S>, _input: InputBuffer): MaybePromise<void> {}
+  /** postProcessRequestHook runs after muxEof, just before muxClose. */
+  postProcessRequestHook(_client: Client<S>): MaybePromise<void> {}
+  /** muxClose runs once the connection is closed; no more writing to it. */
+  muxClose(_mux: Mux<S>, _client: Client<S>): MaybePromise<void> {}
+
+  // ---------------------------------------------------------------- public API
+
+  /** state is where the server is in its life. */
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  /** listeners are the listen sockets, once bound (Perl's `$self->{server}->{sock}`). */
+  get listeners(): readonly Listener[] {
+    return this.#listeners;
+  }
+
+  /** help is the --help text: every option, built-in and the class's own, with type, default and description. */
+  help(): string {
+    const ctor = this.constructor as typeof MultiplexServer;
+    return formatHelp({ ...serverOptions, ...ctor.options }, { usage: `${ctor.name} [--key=value ...]` });
+  }
+
+  /** addresses lists where the server listens: the real ports when the specs asked for port 0. */
+  addresses(): ListenerAddress[] {
+    return this.#listeners.map((l) => l.address()).filter((a): a is ListenerAddress => a !== undefined);
+  }
+
+  /** log writes a message at a Net::Server level: 0 err, 1 warning, 2 notice, 3 info, 4 debug. */
+  log(level: 0 | 1 | 2 | 3 | 4, message: string, fields?: Record<string, unknown>): void {
+    if (this.logger) this.logger.log(level, message, fields);
+    else process.stderr.write(`${message}\n`);
+  }
+
+  /**
+   * run starts the server in this process and serves until it is stopped: the command line is read
+   * as Net::Server reads it, SIGINT/SIGTERM/SIGQUIT stop it.
+   */
+  static async run<T extends AnyMultiplexServer>(
+    this: new (
+      args?: ConstructorArgs,
+    ) => T,
+    runArgs: Record<string, unknown> = {},
+  ): Promise<T> {
+    const server = new this();
+    await server.run(runArgs);
+    return server;
+  }
+
+  /**
+   * run is the instance form of `MyServer.run()`. Under the supervisor (a forked worker) it serves
+   * the handles the supervisor passes; started directly, it hands the process to the supervisor
+   * when @netplex/supervisor is installed, and otherwise serves in this process.
+   */
+  async run(runArgs: Record<string, unknown> = {}): Promise<void> {
+    if (process.env[workerEnv] === '1' && process.send) return runWorker(this, runArgs);
+    const argv = process.argv.slice(2);
+    if (argv.includes('--help') || argv.includes('-h')) {
+      process.stdout.write(`${this.help()}\n`);
+      return;
+    }
+    if (process.env[inProcessEnv] !== '1') {
+      const supervise = await findSupervisor();
+      if (supervise) return supervise(this, runArgs);
+    }
+    return this.runInProcess(runArgs);
+  }
+
+  /** runInProcess serves in this process, without a supervisor: SIGINT, SIGTERM and SIGQUIT stop it. */
+  async runInProcess(runArgs: Record<string, unknown> = {}): Promise<void> {
+    const onSignal = (signal: NodeJS.Signals) => {
+      this.log(2, `received SIG${signal.replace(/^SIG/, '')}, shutting down`);
+      void this.close();
+    };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGQUIT'];
+    for (const s of signals) process.on(s, onSignal);
+    try {
+      await this.start({ argv: process.argv.slice(2), run: runArgs });
+      await this.done;
+    } finally {
+      for (const s of signals) process.off(s, onSignal);
+    }
+  }
+
+  /**
+   * start runs the process flow up to the loop: configure, bind, the hooks around them, then starts
+   * accepting. It resolves once every listener accepts; `done` resolves when the server stops.
+   */
+  async start(options: StartOptions = {}): Promise<this> {
+    if (this.#state !== 'new') throw new ServerClosedError(`start() in state ${this.#state}`);
+    this.#state = 'starting';
+    try {
+      await this.#hook('configureHook');
+      this.#configure(options);
+      await this.#hook('postConfigureHook');
+      const targets = options.targets ?? (await this.#preBind());
+      this.#listeners = targets.map((t) => new Listener(t));
+      if (options.restarting) await this.#hook('restartOpenHook');
+      await this.#bind(options.handles);
+      await this.#hook('postBindHook');
+      this.#postBind();
+      await this.#hook('preLoopHook');
+    } catch (err) {
+      await this.#fatal(err);
+      throw err;
+    }
+    this.#loop();
+    return this;
+  }
+
+  /**
+   * close stops the server: listeners stop accepting, preServerCloseHook runs, clients get their
+   * queued output and are closed, postChildCleanupHook runs. Idempotent; resolves when done.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown({ drainMs: 0, restart: false });
+    return this.#closing;
+  }
+
+  /**
+   * retire stops accepting, runs restartCloseHook (unless `restart` is false), serves the live
+   * connections until they close or `drainMs` passes, then closes as close() does.
+   */
+  retire(drainMs: number, options: { restart?: boolean } = {}): Promise<void> {
+    this.#closing ??= this.#shutdown({ drainMs, restart: options.restart ?? true });
+    return this.#closing;
+  }
+
+  /** status reports live figures: connections open now, connections accepted so far. */
+  status(): WorkerStatus {
+    return { connections: this.#sessions.size, requests: this.requests };
+  }
+
+  // ---------------------------------------------------------------- process flow
+
+  #configure(options: StartOptions): void {
+    const ctor = this.constructor as typeof MultiplexServer;
+    const shape = { ...serverOptions, ...ctor.options } as OptionsShape;
+    const { config, rest } = loadConfig(shape, {
+      constructor: this.args,
+      argv: options.argv ?? [],
+      run: options.run ?? {},
+      defaults: this.defaultValues(),
+      cwd: options.cwd ?? process.cwd(),
+    });
+    this.config = config as unknown as Readonly<ServerConfig & C>;
+    this.argv = rest;
+    this.logger = createLogger({
+      log_level: this.config.log_level,
+      log_file: this.config.log_file,
+      destination: options.logDestination,
+    });
+    this.#access = createAccessControl(this.config);
+  }
+
+  async #preBind(): Promise<BindTarget[]> {
+    return resolveBindTargets(pairPortSpecs(this.config));
+  }
+
+  async #bind(handles: ReadonlyMap<string, unknown> | undefined): Promise<void> {
+    for (const listener of this.#listeners) {
+      const handle = handles?.get(listener.target.key);
+      if (handle !== undefined) {
+        await adoptListener(listener, handle, { onConnection: (s) => this.#onConnection(s, listener) });
+      } else {
+        await bindListener(listener, {
+          backlog: this.config.listen,
+          onConnection: (s) => this.#onConnection(s, listener),
+          onDatagram: (msg, rinfo) => this.#onDatagram(msg, rinfo, listener),
+        });
+      }
+      this.log(2, `Binding to ${listener.label}`, { listener: listener.label });
+    }
+  }
+
+  /** Net::Server's post_bind: drop privileges when started as root with user/group set. */
+  #postBind(): void {
+    const { user, group } = this.config;
+    if (process.getuid?.() !== 0 || (user === undefined && group === undefined)) return;
+    if (group !== undefined) process.setgid?.(/^\d+$/.test(group) ? Number(group) : group);
+    if (user !== undefined) process.setuid?.(/^\d+$/.test(user) ? Number(user) : user);
+    this.log(2, `running as user ${user ?? '-'} group ${group ?? '-'}`);
+  }
+
+  #loop(): void {
+    this.#state = 'running';
+    const every = this.config.check_for_dequeue;
+    if (every !== undefined) {
+      this.#dequeueTimer = setInterval(() => {
+        this.#hook('runDequeue').catch((err) => this.#logHookError(err));
+      }, every * 1000);
+    }
+  }
+
+  async #shutdown(opts: { drainMs: number; restart: boolean }): Promise<void> {
+    if (this.#state === 'new' || this.#state === 'closed') {
+      this.#state = 'closed';
+      this.#resolveDone();
+      return;
+    }
+    this.#state = 'closing';
+    if (this.#dequeueTimer) clearInterval(this.#dequeueTimer);
+    await Promise.all(this.#listeners.map((l) => closeListener(l)));
+    if (opts.restart) await this.#hookLogged('restartCloseHook');
+    if (opts.drainMs > 0 && this.#sessions.size > 0) {
+      this.log(3, `draining ${this.#sessions.size} connections for up to ${opts.drainMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, opts.drainMs);
+        this.#onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#onIdle = undefined;
+    }
+    await this.#hookLogged('preServerCloseHook');
+    await this.#closeClients(CLOSE_FLUSH_MS);
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    await this.#hookLogged('postChildCleanupHook');
+    this.log(2, 'Server closing!');
+    this.#state = 'closed';
+    this.logger?.flush();
+    this.#resolveDone();
+  }
+
+  /** closeClients closes every connection, giving each up to `ms` to flush before it is dropped. */
+  async #closeClients(ms: number): Promise<void> {
+    const sessions = [...this.#sessions.values()];
+    if (sessions.length === 0) return;
+    for (const s of sessions) s.client.close();
+    const timer = setTimeout(() => {
+      for (const s of sessions) s.client.destroy();
+    }, ms);
+    await Promise.all(sessions.map((s) => s.closed));
+    clearTimeout(timer);
+  }
+
+  async #fatal(err: unknown): Promise<void> {
+    this.#state = 'closed';
+    for (const l of this.#listeners) await closeListener(l).catch(() => {});
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.log(0, `fatal: ${error.message}`, { err: error });
+    try {
+      await this.fatalHook(error);
+    } catch (hookErr) {
+      this.#logHookError(new HookError('fatalHook', hookErr));
+    }
+    this.#resolveDone();
+  }
+
+  async #hook(name: ProcessHookName): Promise<void> {
+    try {
+      await (this[name] as () => MaybePromise<void>)();
+    } catch (err) {
+      throw err instanceof MultiplexError ? err : new HookError(name, err);
+    }
+  }
+
+  async #hookLogged(name: ProcessHookName): Promise<void> {
+    await this.#hook(name).catch((err) => this.#logHookError(err));
+  }
+
+  #logHookError(err: unknown, client?: Client<S>): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const fields: Record<string, unknown> = { err: error };
+    if (client) Object.assign(fields, { conn: client.id, peer: client.peeraddr, peerport: client.peerport });
+    this.log(0, client ? `${error.message} (client ${client})` : error.message, fields);
+  }
+
+  // ---------------------------------------------------------------- client flow
+
+  #onConnection(socket: net.Socket, listener: Listener): void {
+    if (this.#state !== 'running') {
+      socket.destroy();
+      return;
+    }
+    const max = this.config.max_connections;
+    if (max > 0 && this.#sessions.size >= max) {
+      this.log(1, `max_connections (${max}) reached: refusing ${socket.remoteAddress}`, {
+        peer: socket.remoteAddress,
+      });
+      socket.destroy();
+      return;
+    }
+    this.requests++;
+    const isUnix = listener.proto === 'unix';
+    const transport: Transport = {
+      write: (data) => {
+        socket.write(data);
+      },
+      end: () => {
+        socket.end();
+      },
+      close: () => {
+        // Flush, then close both directions even if the peer never ends its side.
+        if (socket.writableFinished) socket.destroy();
+        else {
+          socket.once('finish', () => socket.destroy());
+          socket.end();
+        }
+      },
+      destroy: () => {
+        socket.destroy();
+      },
+      get writableLength() {
+        return socket.writableLength;
+      },
+    };
+    const client = new Client<S>(
+      {
+        id: this.requests,
+        proto: isUnix ? 'unix' : 'tcp',
+        peeraddr: isUnix ? '' : unmapIPv4(socket.remoteAddress ?? ''),
+        peerport: isUnix ? 0 : (socket.remotePort ?? 0),
+        sockaddr: isUnix ? listener.label : unmapIPv4(socket.localAddress ?? ''),
+        sockport: isUnix ? 0 : (socket.localPort ?? 0),
+        listener: listener.label,
+      },
+      transport,
+      this.logger.pino,
+      (c) => this.#checkOutput(c),
+    );
+    let resolveClosed!: () => void;
+    const closed = new Promise<void>((resolve) => {
+      resolveClosed = resolve;
+    });
+    const session: Session<S> = {
+      closed,
+      resolveClosed,
+      client,
+      socket,
+      busy: false,
+      queue: [],
+      inputQueued: false,
+      eofDone: false,
+      failed: false,
+      hook: 'postAcceptHook',
+      runInput: () => {
+        session.inputQueued = false;
+        return this.#deliverInput(session);
+      },
+    };
+    this.#sessions.set(client, session);
+    socket.on('data', (chunk: Buffer) => this.#onData(session, chunk));
+    socket.on('end', () => this.#enqueue(session, () => this.#runEof(session)));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.log(3, `client ${client}: ${err.code ?? err.message}`, {
+        conn: client.id,
+        err: err.code ?? err.message,
+      });
+    });
+    socket.on('close', () => this.#enqueue(session, () => this.#runClose(session)));
+    this.log(3, `CONNECT ${client.proto.toUpperCase()} Peer: "[${client.peeraddr}]:${client.peerport}"`, {
+      conn: client.id,
+      peer: client.peeraddr,
+      peerport: client.peerport,
+      listener: listener.label,
+    });
+    this.#enqueue(session, () => this.#runAccept(session));
+  }
+
+  #onData(session: Session<S>, chunk: Buffer): void {
+    const { client } = session;
+    if (client.phase === 'closed' || session.failed) return;
+    client.input.append(chunk);
+    if (session.busy || session.queue.length > 0) {
+      if (client.input.length > this.config.max_input_buffer) {
+        this.#overLimit(session, 'max_input_buffer', `${client.input.length} bytes of input not consumed`);
+        return;
+      }
+      if (!session.inputQueued) {
+        session.inputQueued = true;
+        session.queue.push(session.runInput);
+      }
+      return;
+    }
+    this.#step(session, session.runInput);
+  }
+
+  #deliverInput(session: Session<S>): unknown {
+    const { client } = session;
+    if (!client.accepted || session.failed || client.input.length === 0) return undefined;
+    if (client.phase !== 'connected' && client.phase !== 'eof') return undefined;
+    session.hook = 'muxInput';
+    const result = this.muxInput(this.mux, client, client.input);
+    if (isPromiseLike(result)) return Promise.resolve(result).then(() => this.#checkInput(session));
+    this.#checkInput(session);
+    return undefined;
+  }
+
+  #checkInput(session: Session<S>): void {
+    const { client } = session;
+    if (client.input.length > this.config.max_input_buffer) {
+      this.#overLimit(session, 'max_input_buffer', `${client.input.length} bytes of input not consumed`);
+    }
+  }
+
+  #checkOutput(client: Client<S>): void {
+    const max = this.config.max_output_buffer;
+    if (client.outputLength > max) {
+      const session = this.#sessions.get(client);
+      if (session)
+        this.#overLimit(session, 'max_output_buffer', `${client.outputLength} bytes of output not sent`);
+    }
+  }
+
+  #overLimit(session: Session<S>, limit: string, detail: string): void {
+    if (session.failed) return;
+    session.failed = true;
+    const err = new LimitError(limit, detail);
+    this.log(1, `client ${session.client}: ${err.message}; disconnecting`, {
+      conn: session.client.id,
+      peer: session.client.peeraddr,
+      limit,
+    });
+    session.client.input.clear();
+    session.client.destroy();
+  }
+
+  async #runAccept(session: Session<S>): Promise<void> {
+    const { client } = session;
+    await this.postAcceptHook(client);
+    let allowed = await this.#allowDeny(client);
+    session.hook = 'allowDenyHook';
+    if (allowed) allowed = (await this.allowDenyHook(client)) !== false;
+    if (client.phase !== 'accepting') return; // closed while deciding
+    if (!allowed) {
+      session.hook = 'requestDeniedHook';
+      await this.requestDeniedHook(client);
+      client.input.clear();
+      client.close();
+      return;
+    }
+    client.accepted = true;
+    client.phase = 'connected';
+    this.#clients.add(client);
+    session.hook = 'muxConnection';
+    await this.muxConnection(this.mux, client);
+    if (client.input.length > 0 && !session.inputQueued) {
+      session.inputQueued = true;
+      session.queue.push(session.runInput);
+    }
+  }
+
+  async #allowDeny(client: Client<S>): Promise<boolean> {
+    const cfg = this.config;
+    if (client.proto === 'unix') return true;
+    const reverse = cfg.reverse_lookups !== false || cfg.double_reverse_lookups !== false;
+    if (reverse) {
+      const double =
+        cfg.double_reverse_lookups !== false ||
+        (typeof cfg.reverse_lookups === 'string' && cfg.reverse_lookups.startsWith('double'));
+      const result = await doubleReverseLookup(client.peeraddr);
+      client.peerhost = result.peerhost;
+      if (double && !result.verified) {
+        this.log(3, `Double reverse lookup failed for ${client.peeraddr}`, {
+          conn: client.id,
+          peer: client.peeraddr,
+        });
+        return false;
+      }
+    }
+    const verdict = this.#access!.check(client);
+    if (!verdict.allowed) {
+      this.log(2, `Denied client ${client}: ${verdict.reason}`, { conn: client.id, peer: client.peeraddr });
+    }
+    return verdict.allowed;
+  }
+
+  async #runEof(session: Session<S>): Promise<void> {
+    const { client } = session;
+    if (session.eofDone) return;
+    session.eofDone = true;
+    if (client.phase === 'connected') client.phase = 'eof';
+    session.hook = 'muxEof';
+    if (!session.failed) await this.muxEof(this.mux, client, client.input);
+    // As Net::Server::Multiplex does after mux_eof: the client is done writing, so finish ours.
+    client.shutdown();
+  }
+
+  async #runClose(session: Session<S>): Promise<void> {
+    const { client } = session;
+    if (client.phase === 'closed') return;
+    if (!session.eofDone && !session.failed) {
+      session.eofDone = true;
+      await this.#isolated(session, 'muxEof', () => this.muxEof(this.mux, client, client.input));
+    }
+    client.phase = 'closed';
+    this.#clients.delete(client);
+    this.#sessions.delete(client);
+    this.#clearTimeout(client);
+    await this.#isolated(session, 'postProcessRequestHook', () => this.postProcessRequestHook(client));
+    await this.#isolated(session, 'muxClose', () => this.muxClose(this.mux, client));
+    client.input.clear();
+    session.resolveClosed();
+    if (this.#sessions.size === 0) this.#onIdle?.();
+  }
+
+  /** isolated runs a hook whose failure is logged but does not stop the close sequence. */
+  async #isolated(session: Session<S>, hook: ClientHookName, fn: () => unknown): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.#logHookError(new HookError(hook, err), session.client);
+    }
+  }
+
+  #enqueue(session: Session<S>, step: () => unknown): void {
+    if (session.busy || session.queue.length > 0) session.queue.push(step);
+    else this.#step(session, step);
+  }
+
+  #step(session: Session<S>, step: () => unknown): void {
+    let result: unknown;
+    try {
+      result = step();
+    } catch (err) {
+      this.#hookFailed(session, err);
+      this.#drain(session);
+      return;
+    }
+    if (isPromiseLike(result)) {
+      session.busy = true;
+      result.then(
+        () => {
+          session.busy = false;
+          this.#drain(session);
+        },
+        (err: unknown) => {
+          session.busy = false;
+          this.#hookFailed(session, err);
+          this.#drain(session);
+        },
+      );
+    }
+  }
+
+  #drain(session: Session<S>): void {
+    while (!session.busy && session.queue.length > 0) this.#step(session, session.queue.shift()!);
+  }
+
+  #hookFailed(session: Session<S>, err: unknown): void {
+    const { client } = session;
+    this.#logHookError(err instanceof MultiplexError ? err : new HookError(session.hook, err), client);
+    if (session.failed) return;
+    session.failed = true;
+    client.input.clear();
+    client.destroy();
+  }
+
+  // ---------------------------------------------------------------- UDP
+
+  #onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, listener: Listener): void {
+    if (this.#state !== 'running' || !listener.socket) return;
+    const socket = listener.socket;
+    this.requests++;
+    const local = socket.address();
+    const transport: Transport = {
+      write: (data) => socket.send(data, rinfo.port, rinfo.address),
+      end: () => {},
+      close: () => {},
+      destroy: () => {},
+      writableLength: 0,
+    };
+    const client = new Client<S>(
+      {
+        id: this.requests,
+        proto: 'udp',
+        peeraddr: unmapIPv4(rinfo.address),
+        peerport: rinfo.port,
+        sockaddr: unmapIPv4(local.address),
+        sockport: local.port,
+        listener: listener.label,
+      },
+      transport,
+      this.logger.pino,
+      () => {},
+    );
+    client.input.append(msg);
+    void this.#runDatagram(client).catch((err) => this.#logHookError(err, client));
+  }
+
+  async #runDatagram(client: Client<S>): Promise<void> {
+    await this.postAcceptHook(client);
+    let allowed = await this.#allowDeny(client);
+    if (allowed) allowed = (await this.allowDenyHook(client)) !== false;
+    if (!allowed) {
+      await this.requestDeniedHook(client);
+      return;
+    }
+    client.accepted = true;
+    client.phase = 'connected';
+    await this.muxInput(this.mux, client, client.input);
+    client.phase = 'closed';
+  }
+
+  // ---------------------------------------------------------------- timeouts
+
+  #setTimeout(target: MuxTarget<S>, seconds: number | null): void {
+    this.#clearTimeout(target);
+    if (seconds === null) return;
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      throw new RangeError(`setTimeout() takes seconds >= 0 or null, got ${seconds}`);
+    }
+    if (target.kind === 'client' && target.phase === 'closed') return;
+    const ms = seconds * 1000;
+    const timer = setTimeout(() => this.#fireTimeout(target), ms);
+    this.#timers.set(target, { timer, at: Date.now() + ms });
+  }
+
+  #clearTimeout(target: MuxTarget<S>): void {
+    const t = this.#timers.get(target);
+    if (t) {
+      clearTimeout(t.timer);
+      this.#timers.delete(target);
+    }
+  }
+
+  #fireTimeout(target: MuxTarget<S>): void {
+    this.#timers.delete(target);
+    if (target.kind === 'listener') {
+      Promise.resolve()
+        .then(() => this.muxTimeout(this.mux, target))
+        .catch((err) => this.#logHookError(new HookError('muxTimeout', err)));
+      return;
+    }
+    const session = this.#sessions.get(target);
+    if (!session) return;
+    this.#enqueue(session, () => {
+      if (!target.open || session.failed) return undefined;
+      session.hook = 'muxTimeout';
+      return this.muxTimeout(this.mux, target);
+    });
+  }
+}
+
+/** unmapIPv4 shows an IPv4 client of a dual-stack socket as plain IPv4 (127.0.0.1, not ::ffff:127.0.0.1). */
+export function unmapIPv4(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** AnyMultiplexServer is a server of any state and option types, for code that takes every server. */
+// biome-ignore lint/suspicious/noExplicitAny: the state and option types are the caller's, unknown here.
+export type AnyMultiplexServer = MultiplexServer<any, any>;
+
+/** ServerOptionsOf infers a server class's config type from its `static options` shape. */
+export type ServerOptionsOf<O extends OptionsShape> = ServerConfig & z.infer<z.ZodObject<O>>;

@@ -1,0 +1,111 @@
+/**
+ * worker — a server running under the supervisor: it receives the bind targets and listen handles
+ * over IPC, runs the process flow with them, reports ready, and retires or stops on request.
+ *
+ * Handles arrive one message each and are acknowledged one by one. The worker never binds a port the
+ * supervisor holds; it only adopts the handle (udp targets, which are not passed, it binds itself).
+ */
+import { isNetplexMessage, type SupervisorMessage, type WorkerMessage } from './ipc.js';
+import type { AnyMultiplexServer } from './multiplex-server.js';
+import type { BindTarget } from './port-spec.js';
+
+function send(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) resolve();
+    else process.send(message, undefined, {}, () => resolve());
+  });
+}
+
+/** runWorker serves `server` under the supervisor until it is retired, stopped or orphaned. */
+export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, unknown>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let start: Extract<SupervisorMessage, { type: 'netplex:start' }> | undefined;
+    const handles = new Map<string, unknown>();
+    let started = false;
+    let leaving = false;
+
+    // Exit for real once the last message is out: a user's timer or socket must not keep a
+    // retired worker alive (the supervisor would wait for its exit).
+    const exit = (code: number, last?: Promise<void>) => {
+      process.off('message', onMessage);
+      process.off('disconnect', onDisconnect);
+      void (last ?? Promise.resolve()).then(() => {
+        server.logger?.flush();
+        resolve();
+        process.exit(code);
+      });
+    };
+
+    const leave = async (how: () => Promise<void>) => {
+      if (leaving) return;
+      leaving = true;
+      await how();
+      exit(0);
+    };
+
+    const begin = async (msg: NonNullable<typeof start>) => {
+      started = true;
+      try {
+        await server.start({
+          argv: process.argv.slice(2),
+          run: runArgs,
+          targets: msg.targets as BindTarget[],
+          handles,
+          restarting: msg.restarting,
+        });
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        exit(1, send({ type: 'netplex:fatal', message: e.message, ...(e.code ? { code: e.code } : {}) }));
+        return;
+      }
+      void send({ type: 'netplex:ready', addresses: server.addresses() });
+      void server.done.then(() => {
+        if (leaving) return;
+        // The server ended its loop by itself: endloop() stops the whole server, as in Perl.
+        leaving = true;
+        exit(0, send({ type: 'netplex:endloop' }));
+      });
+    };
+
+    const onMessage = (msg: unknown, handle?: unknown) => {
+      if (!isNetplexMessage(msg)) return;
+      const m = msg as SupervisorMessage;
+      switch (m.type) {
+        case 'netplex:start':
+          start = m;
+          break;
+        case 'netplex:handle':
+          handles.set(m.key, handle);
+          void send({ type: 'netplex:ack', ack: m.seq });
+          break;
+        case 'netplex:retire':
+          void leave(() => server.retire(m.drainTimeoutMs));
+          return;
+        case 'netplex:quit':
+          void leave(() => server.retire(m.drainTimeoutMs, { restart: false }));
+          return;
+        case 'netplex:stop':
+          void leave(() => server.close());
+          return;
+        case 'netplex:status':
+          void send({ type: 'netplex:status', ack: m.seq, ...server.status() });
+          return;
+        case 'netplex:reopen-logs':
+          server.logger?.reopen();
+          return;
+        default:
+          return;
+      }
+      if (start && !started && start.handleKeys.every((k) => handles.has(k))) void begin(start);
+    };
+
+    // The supervisor is gone (even SIGKILL closes the channel): stop accepting, close, exit. No orphans.
+    const onDisconnect = () => {
+      void leave(() => server.close());
+    };
+
+    process.on('message', onMessage);
+    process.on('disconnect', onDisconnect);
+    void send({ type: 'netplex:hello' });
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * errors — the supervisor's errors, each with a stable literal code. Codes are never reused.
+ */
+
+/** SupervisorCode lists every code the supervisor throws or reports. */
+export const supervisorCodes = [
+  'SUP_ERR_PIDFILE',
+  'SUP_ERR_PIDFILE_LOCKED',
+  'SUP_ERR_NOT_READY',
+  'SUP_ERR_RELOAD_IN_PROGRESS',
+  'SUP_ERR_SHUTTING_DOWN',
+  'SUP_ERR_WORKER_FAILED',
+  'SUP_ERR_READY_TIMEOUT',
+  'SUP_ERR_CONTROL',
+  'SUP_ERR_USAGE',
+  'SUP_ERR_USER',
+] as const;
+
+/** SupervisorCode is one of supervisorCodes. */
+export type SupervisorCode = (typeof supervisorCodes)[number];
+
+/** SupervisorError is the base class of every error the supervisor raises. */
+export class SupervisorError extends Error {
+  readonly code: SupervisorCode;
+  constructor(code: SupervisorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'SupervisorError';
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * supervise — what a server's run() calls when it is started directly or by `netplex run`: become
+ * the supervisor of that server, with signals, the control socket, and daemonizing.
+ */
+import { spawn } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import type { AnyMultiplexServer } from '@netplex/core';
+import { type ControlRequest, controlPathFor, serveControl } from './control.js';
+import { Supervisor, type SupervisorOptions } from './supervisor.js';
+
+const daemonEnv = 'NETPLEX_DAEMON_CHILD';
+
+/** isTypeScript tells whether an entry needs the TypeScript loader. */
+export function isTypeScript(entry: string): boolean {
+  return /\.(ts|mts|cts|tsx)$/.test(entry);
+}
+
+/** workerExecArgv gives the Node flags a worker of `entry` needs: this process's, plus tsx for TypeScript. */
+export function workerExecArgv(entry: string): string[] {
+  const own = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+  if (!isTypeScript(entry) || own.some((a) => a.includes('tsx'))) return own;
+  return [...own, '--import', import.meta.resolve('tsx')];
+}
+
+/** SuperviseExtras lets `netplex run` and `netplex dev` adjust the supervisor. */
+export interface SuperviseExtras {
+  logDestination?: NodeJS.WritableStream;
+  backoff?: SupervisorOptions['backoff'];
+  /** Called once the supervisor serves, with it (netplex dev attaches its watcher here). */
+  onStarted?: (sup: Supervisor) => void | Promise<void>;
+}
+
+/**
+ * supervise runs `server` under a supervisor in this process until it stops, then exits. A bad
+ * configuration prints one line and exits 2; any other start failure prints its reason and exits 1.
+ */
+export async function supervise(
+  server: AnyMultiplexServer,
+  runArgs: Record<string, unknown>,
+  extras: SuperviseExtras = {},
+): Promise<void> {
+  const entry = realpathSync(process.argv[1] ?? '');
+  const argv = process.argv.slice(2);
+  const sup = new Supervisor({
+    server,
+    runArgs,
+    argv,
+    entry,
+    execArgv: workerExecArgv(entry),
+    ...(extras.logDestination ? { logDestination: extras.logDestination } : {}),
+    ...(extras.backoff ? { backoff: extras.backoff } : {}),
+  });
+
+  let config: ReturnType<Supervisor['loadConfiguration']>;
+  try {
+    config = sup.loadConfiguration();
+  } catch (err) {
+    return await fail(err);
+  }
+  if ((config.background || config.setsid) && process.env[daemonEnv] !== '1') {
+    await daemonize(config.log_file);
+  }
+
+  const onSignal: Record<string, () => void> = {
+    SIGHUP: () => void sup.reload(),
+    SIGTERM: () => void sup.stop(),
+    SIGINT: () => void sup.stop(),
+    SIGQUIT: () => void sup.stop({ graceful: true }),
+    SIGUSR1: () => sup.reopenLogs(),
+    SIGPIPE: () => {},
+  };
+  for (const [sig, fn] of Object.entries(onSignal)) process.on(sig, fn);
+
+  try {
+    await sup.start();
+  } catch (err) {
+    return await fail(err);
+  }
+
+  if (sup.config.pid_file) {
+    await serveControl(controlPathFor(sup.config.pid_file), async (req: ControlRequest) => {
+      switch (req.cmd) {
+        case 'status':
+          return sup.status();
+        case 'reload':
+          return sup.reload();
+        case 'stop':
+          setImmediate(() => void sup.stop({ graceful: req.graceful ?? false }));
+          return { ok: true };
+      }
+    });
+  }
+  await extras.onStarted?.(sup);
+  if (process.env[daemonEnv] === '1' && process.send) {
+    process.send({ type: 'netplex:daemon-ready', pid: process.pid });
+    process.disconnect();
+  }
+
+  const code = await sup.stopped;
+  if (sup.config.pid_file) {
+    try {
+      (await import('node:fs')).unlinkSync(controlPathFor(sup.config.pid_file));
+    } catch {}
+  }
+  for (const [sig, fn] of Object.entries(onSignal)) process.off(sig, fn);
+  process.exit(code);
+}
+
+/** fail prints a start-up error the way a user should see it (no stack trace) and exits. */
+function fail(err: unknown): Promise<never> {
+  const e = err as Error & { code?: string };
+  const message = e.message ?? String(err);
+  const code = e.code === 'MPX_ERR_CONFIG' || e.code === 'MPX_ERR_CONFIG_FILE' ? 2 : 1;
+  process.stderr.write(`netplex: ${message}\n`);
+  if (process.env[daemonEnv] === '1' && process.send) {
+    // The command that started this daemon prints the reason to the user.
+    process.send({ type: 'netplex:daemon-failed', message, code }, () => process.exit(code));
+    return new Promise<never>(() => {});
+  }
+  process.exit(code);
+}
+
+/**
+ * daemonize runs this same command again detached, in a new session, with output to log_file, and
+ * exits once it reports ready (0) or fails (its reason, non-zero). Node cannot fork(2), so the
+ * daemon is a fresh process that starts over from the command line.
+ */
+async function daemonize(logFile: string | undefined): Promise<never> {
+  const { openSync } = await import('node:fs');
+  const out = logFile ? openSync(logFile, 'a') : 'ignore';
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    stdio: ['ignore', out, out, 'ipc'],
+    env: { ...process.env, [daemonEnv]: '1' },
+  });
+  const outcome = await new Promise<{ ok: boolean; pid?: number; code?: number | null; message?: string }>(
+    (resolve) => {
+      child.on('message', (m: { type?: string; pid?: number; message?: string; code?: number }) => {
+        if (m?.type === 'netplex:daemon-ready') resolve({ ok: true, pid: m.pid ?? child.pid ?? 0 });
+        if (m?.type === 'netplex:daemon-failed')
+          resolve({ ok: false, code: m.code ?? 1, message: m.message ?? '' });
+      });
+      child.once('exit', (code) => resolve({ ok: false, code }));
+    },
+  );
+  if (outcome.ok) {
+    child.unref();
+    child.disconnect();
+    process.stdout.write(`netplex: running in the background, pid ${outcome.pid}\n`);
+    process.exit(0);
+  }
+  process.stderr.write(
+    outcome.message !== undefined
+      ? `netplex: ${outcome.message}\n`
+      : `netplex: the background server exited with code ${outcome.code} before it was ready${logFile ? `; see ${logFile}` : ''}\n`,
+  );
+  process.exit(outcome.code && outcome.code > 0 ? outcome.code : 1);
+}

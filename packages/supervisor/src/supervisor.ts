@@ -1,0 +1,441 @@
+/**
+ * supervisor — the process that owns the configuration, the pid file and the listen sockets, and
+ * runs one worker at a time.
+ *
+ * One object owns all supervisor state, and every change goes through its methods: start, reload,
+ * the crash-restart loop, stop. At every instant at least one process accepts on every port (the
+ * old worker until the new one is ready), and while no worker is alive the bound sockets wait in
+ * the kernel's backlog.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  type AnyMultiplexServer,
+  type BindTarget,
+  createLogger,
+  type ListenAddress,
+  loadConfig,
+  type MultiplexServer,
+  type NetplexLogger,
+  type OptionsShape,
+  pairPortSpecs,
+  resolveBindTargets,
+  type ServerConfig,
+  serverOptions,
+} from '@netplex/core';
+import { SupervisorError } from './errors.js';
+import { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
+import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
+import { type WorkerExit, WorkerProcess } from './worker-process.js';
+
+/** SupervisorState is where the supervisor is in its life. */
+export type SupervisorState = 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** ReloadResult is the outcome of one reload. */
+export type ReloadResult =
+  | { ok: true; ms: number; workerPid: number }
+  | { ok: false; error: string; code: string };
+
+/** SupervisorOptions describe what to run and how. */
+export interface SupervisorOptions {
+  /** The server instance in this process: its class gives the option schema, its args and defaultValues() the sources. */
+  server: AnyMultiplexServer;
+  runArgs: Record<string, unknown>;
+  /** The server's command-line options (what the worker receives as its argv). */
+  argv: string[];
+  /** The entry file a worker runs. */
+  entry: string;
+  /** Node flags for the worker (the loader, for .ts). */
+  execArgv: string[];
+  cwd?: string;
+  /** Where the supervisor's log lines go when log_file is unset; stderr by default. */
+  logDestination?: NodeJS.WritableStream;
+  /** Backoff for a crashing worker, in ms: first delay and cap. */
+  backoff?: { initialMs: number; maxMs: number; stableMs: number };
+  /** Extra environment for workers. */
+  workerEnv?: NodeJS.ProcessEnv;
+}
+
+/** SupervisorStatus is what `netplex status` shows. */
+export interface SupervisorStatus {
+  state: SupervisorState;
+  supervisor_pid: number;
+  worker_pid: number | null;
+  started_at: string;
+  reloads: number;
+  last_reload_ms: number | null;
+  last_reload_error: string | null;
+  connections: number | null;
+  requests: number | null;
+  ports: ListenAddress[];
+  restarts: number;
+}
+
+interface HeldSocket {
+  target: BindTarget;
+  handle: ListenHandle;
+}
+
+/** Supervisor runs a server's workers; see the module comment. */
+export class Supervisor {
+  state: SupervisorState = 'starting';
+  config!: Readonly<ServerConfig>;
+  logger!: NetplexLogger;
+  readonly startedAt = new Date();
+  reloads = 0;
+  restarts = 0;
+  lastReloadMs: number | null = null;
+  lastReloadError: string | null = null;
+
+  readonly #opts: SupervisorOptions;
+  readonly #backoff: { initialMs: number; maxMs: number; stableMs: number };
+  /** Sockets the supervisor holds, by target key. */
+  #held = new Map<string, HeldSocket>();
+  #targets: BindTarget[] = [];
+  #worker: WorkerProcess | undefined;
+  #addresses: ListenAddress[] = [];
+  #reloading: Promise<ReloadResult> | undefined;
+  #reloadAgain: Array<(r: ReloadResult) => void> | undefined;
+  #crashes = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #stopping: Promise<void> | undefined;
+  #resolveStopped!: (code: number) => void;
+  /** stopped resolves with the exit code once the supervisor has stopped. */
+  readonly stopped: Promise<number> = new Promise((resolve) => {
+    this.#resolveStopped = resolve;
+  });
+
+  constructor(opts: SupervisorOptions) {
+    this.#opts = opts;
+    this.#backoff = opts.backoff ?? { initialMs: 100, maxMs: 30_000, stableMs: 10_000 };
+  }
+
+  /** loadConfiguration resolves the configuration from every source; it throws a ConfigError when it is bad. */
+  loadConfiguration(): Readonly<ServerConfig> {
+    const { server, runArgs, argv, cwd } = this.#opts;
+    const ctor = server.constructor as typeof MultiplexServer;
+    const shape = { ...serverOptions, ...ctor.options } as OptionsShape;
+    const { config } = loadConfig(shape, {
+      constructor: server.args,
+      argv,
+      run: runArgs,
+      defaults: server.defaultValues(),
+      cwd: cwd ?? process.cwd(),
+    });
+    return config as unknown as Readonly<ServerConfig>;
+  }
+
+  /**
+   * start resolves the configuration, checks the pid file, binds every port, starts the first worker
+   * and writes the pid file once it is ready. Any failure is thrown, with nothing left bound.
+   */
+  async start(): Promise<void> {
+    this.config = this.loadConfiguration();
+    this.logger = createLogger({
+      log_level: this.config.log_level,
+      log_file: this.config.log_file,
+      destination: this.#opts.logDestination,
+      bindings: { role: 'supervisor' },
+    });
+    try {
+      if (this.config.pid_file) {
+        const { stale } = checkPidFile(this.config.pid_file);
+        if (stale !== undefined)
+          this.logger.log(
+            2,
+            `pid_file ${this.config.pid_file} named pid ${stale}, which is not running: replacing it`,
+          );
+      }
+      this.#targets = await resolveBindTargets(pairPortSpecs(this.config));
+      this.#bindNew(this.#targets);
+      const worker = this.#fork();
+      this.#addresses = await worker.start(
+        this.#targets,
+        this.#passable(),
+        false,
+        this.config.ready_timeout * 1000,
+      );
+      this.#adopt(worker);
+      if (this.config.pid_file) writePidFile(this.config.pid_file);
+      this.state = 'running';
+      this.logger.log(2, `netplex supervisor ${process.pid} serving with worker ${worker.pid}`, {
+        worker: worker.pid,
+        ports: this.#addresses,
+      });
+    } catch (err) {
+      this.#worker?.kill();
+      await this.#closeAll();
+      this.state = 'stopped';
+      throw err;
+    }
+  }
+
+  /** addresses are where the server listens (the real ports once bound). */
+  get addresses(): ListenAddress[] {
+    return this.#addresses;
+  }
+
+  /** workerPid is the pid of the worker serving now. */
+  get workerPid(): number | undefined {
+    return this.#worker?.state === 'exited' ? undefined : this.#worker?.pid;
+  }
+
+  /** status gathers what `netplex status` shows. */
+  async status(): Promise<SupervisorStatus> {
+    const live = this.#worker ? await this.#worker.status() : undefined;
+    return {
+      state: this.state,
+      supervisor_pid: process.pid,
+      worker_pid: this.workerPid ?? null,
+      started_at: this.startedAt.toISOString(),
+      reloads: this.reloads,
+      last_reload_ms: this.lastReloadMs,
+      last_reload_error: this.lastReloadError,
+      connections: live?.connections ?? null,
+      requests: live?.requests ?? null,
+      ports: this.#addresses,
+      restarts: this.restarts,
+    };
+  }
+
+  /**
+   * reload replaces the worker with a fresh one running the current code and configuration, with no
+   * refused or dropped connection. Requests during a reload are coalesced into one more after it.
+   */
+  reload(): Promise<ReloadResult> {
+    if (this.state !== 'running') {
+      const code = this.state === 'starting' ? 'SUP_ERR_NOT_READY' : 'SUP_ERR_SHUTTING_DOWN';
+      return Promise.resolve({ ok: false, code, error: `cannot reload: the supervisor is ${this.state}` });
+    }
+    if (this.#reloading) {
+      // Coalesce: every request that arrives during a reload shares the one reload that follows it.
+      if (!this.#reloadAgain) {
+        const waiters: Array<(r: ReloadResult) => void> = [];
+        this.#reloadAgain = waiters;
+        void this.#reloading.then(() => {
+          this.#reloadAgain = undefined;
+          void this.reload().then((r) => {
+            for (const w of waiters) w(r);
+          });
+        });
+      }
+      const waiters = this.#reloadAgain;
+      return new Promise((resolve) => waiters.push(resolve));
+    }
+    this.#reloading = this.#doReload().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #doReload(): Promise<ReloadResult> {
+    const began = Date.now();
+    const old = this.#worker;
+    this.logger.log(2, 'reloading', { worker: old?.pid });
+    let config: Readonly<ServerConfig>;
+    let targets: BindTarget[];
+    const added: string[] = [];
+    try {
+      config = this.loadConfiguration();
+      targets = await resolveBindTargets(pairPortSpecs(config));
+      for (const key of this.#bindNew(targets)) added.push(key);
+    } catch (err) {
+      return this.#reloadFailed(err, began);
+    }
+    const keep = new Set(targets.map((t) => t.key));
+    const removed = [...this.#held.keys()].filter((k) => !keep.has(k));
+    // Targets that were bound with port 0 keep their real port: take the held target's.
+    const effective = targets.map((t) => this.#held.get(t.key)?.target ?? t);
+    const worker = this.#fork();
+    try {
+      this.#addresses = await worker.start(
+        effective,
+        this.#passable(keep),
+        true,
+        config.ready_timeout * 1000,
+      );
+    } catch (err) {
+      worker.kill();
+      for (const key of added) await this.#release(key);
+      return this.#reloadFailed(err, began);
+    }
+    this.config = config;
+    this.#targets = effective;
+    this.#adopt(worker);
+    // Only now does the old worker stop accepting: the new one already accepts on every port.
+    if (old && old.state !== 'exited') {
+      old.retire(config.drain_timeout * 1000);
+      void old.exited.then(async () => {
+        for (const key of removed) if (!keep.has(key)) await this.#release(key);
+      });
+    } else {
+      for (const key of removed) await this.#release(key);
+    }
+    const ms = Date.now() - began;
+    this.reloads++;
+    this.lastReloadMs = ms;
+    this.lastReloadError = null;
+    this.logger.log(2, `reloaded in ${ms} ms`, { worker: worker.pid, retired: old?.pid, ms });
+    return { ok: true, ms, workerPid: worker.pid };
+  }
+
+  #reloadFailed(err: unknown, began: number): ReloadResult {
+    const e = err as Error & { code?: string };
+    const message = e.message ?? String(err);
+    this.lastReloadError = message;
+    this.logger.log(0, `reload failed, the old worker keeps serving: ${message}`, {
+      err: e,
+      ms: Date.now() - began,
+    });
+    return { ok: false, error: message, code: e.code ?? 'SUP_ERR_WORKER_FAILED' };
+  }
+
+  /** bindNew binds the targets not held yet and returns their keys. */
+  #bindNew(targets: BindTarget[]): string[] {
+    const added: string[] = [];
+    try {
+      for (const target of targets) {
+        if (!isPassable(target) || this.#held.has(target.key)) continue;
+        const handle = createListenHandle(target);
+        const port = 'port' in target && target.port === 0 ? handlePort(handle) : undefined;
+        const held = port === undefined ? target : ({ ...target, port } as BindTarget);
+        this.#held.set(target.key, { target: held, handle });
+        added.push(target.key);
+      }
+    } catch (err) {
+      for (const key of added) void this.#release(key);
+      throw err;
+    }
+    return added;
+  }
+
+  async #release(key: string): Promise<void> {
+    const held = this.#held.get(key);
+    if (!held) return;
+    this.#held.delete(key);
+    await closeHandle(held.handle);
+  }
+
+  #passable(keys?: Set<string>): Map<string, ListenHandle> {
+    const out = new Map<string, ListenHandle>();
+    for (const [key, held] of this.#held) if (!keys || keys.has(key)) out.set(key, held.handle);
+    return out;
+  }
+
+  #fork(): WorkerProcess {
+    const { entry, argv, execArgv, workerEnv } = this.#opts;
+    const ids = resolveIds(this.config);
+    return new WorkerProcess({ entry, argv, execArgv, env: workerEnv, uid: ids.uid, gid: ids.gid });
+  }
+
+  /** adopt makes `worker` the current one and watches it for a crash or an endloop. */
+  #adopt(worker: WorkerProcess): void {
+    this.#worker = worker;
+    void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
+  }
+
+  #onWorkerExit(worker: WorkerProcess, exit: WorkerExit): void {
+    if (worker !== this.#worker) return; // a retired worker finishing its drain
+    if (this.state !== 'running') return;
+    if (worker.endloop) {
+      this.logger.log(2, `worker ${worker.pid} ended its loop: stopping`);
+      void this.stop();
+      return;
+    }
+    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+    const ranMs = Date.now() - worker.startedAt;
+    if (ranMs >= this.#backoff.stableMs) this.#crashes = 0;
+    const delay = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** this.#crashes);
+    this.#crashes++;
+    this.logger.log(0, `worker ${worker.pid} died (${how}); restarting in ${delay} ms`, {
+      worker: worker.pid,
+      code: exit.code,
+      signal: exit.signal,
+      delay,
+    });
+    this.#restartTimer = setTimeout(() => void this.#restart(), delay);
+  }
+
+  async #restart(): Promise<void> {
+    this.#restartTimer = undefined;
+    if (this.state !== 'running') return;
+    const worker = this.#fork();
+    this.#adopt(worker);
+    try {
+      this.#addresses = await worker.start(
+        this.#targets,
+        this.#passable(),
+        false,
+        this.config.ready_timeout * 1000,
+      );
+      this.restarts++;
+      this.logger.log(2, `worker ${worker.pid} restarted`, { worker: worker.pid });
+    } catch (err) {
+      worker.kill();
+      this.logger.log(0, `worker ${worker.pid} failed to start: ${(err as Error).message}`, {
+        worker: worker.pid,
+      });
+      // Its exit goes through #onWorkerExit, which schedules the next try with a longer delay.
+    }
+  }
+
+  /** reopenLogs reopens the supervisor's and the worker's log files (SIGUSR1, for logrotate). */
+  reopenLogs(): void {
+    this.logger.reopen();
+    this.#worker?.reopenLogs();
+  }
+
+  /**
+   * stop ends everything: the worker runs its close hooks and exits (killed after a bound), the
+   * sockets close, the pid file is removed. With `graceful`, the worker drains first (SIGQUIT).
+   */
+  stop(options: { graceful?: boolean } = {}): Promise<void> {
+    this.#stopping ??= this.#doStop(options.graceful ?? false);
+    return this.#stopping;
+  }
+
+  async #doStop(graceful: boolean): Promise<void> {
+    this.state = 'stopping';
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    await this.#reloading?.catch(() => {});
+    const drainMs = graceful ? (this.config?.drain_timeout ?? 0) * 1000 : 0;
+    const worker = this.#worker;
+    if (worker && worker.state !== 'exited') {
+      this.logger.log(2, graceful ? 'stopping gracefully: draining connections' : 'stopping', {
+        worker: worker.pid,
+      });
+      await worker.stopWithin(drainMs + 10_000, graceful ? 'quit' : 'stop', drainMs);
+    }
+    await this.#closeAll();
+    this.state = 'stopped';
+    this.logger?.log(2, 'netplex supervisor stopped');
+    this.logger?.flush();
+    this.#resolveStopped(0);
+  }
+
+  async #closeAll(): Promise<void> {
+    for (const key of [...this.#held.keys()]) await this.#release(key);
+    if (this.config?.pid_file) removePidFile(this.config.pid_file);
+  }
+}
+
+/** resolveIds turns the user and group options into ids to fork the worker with, when running as root. */
+function resolveIds(config: Readonly<ServerConfig>): { uid?: number | undefined; gid?: number | undefined } {
+  if (process.getuid?.() !== 0) return {};
+  return {
+    uid: config.user === undefined ? undefined : lookupId('-u', config.user),
+    gid: config.group === undefined ? undefined : lookupId('-g', config.group),
+  };
+}
+
+function lookupId(flag: '-u' | '-g', name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  const db = flag === '-u' ? '/etc/passwd' : '/etc/group';
+  for (const line of readFileSync(db, 'utf8').split('\n')) {
+    const fields = line.split(':');
+    if (fields[0] === name && fields[2] !== undefined) return Number(fields[2]);
+  }
+  throw new SupervisorError(
+    'SUP_ERR_USER',
+    `${flag === '-u' ? 'user' : 'group'} ${JSON.stringify(name)} is not in ${db}`,
+  );
+}

@@ -1,0 +1,258 @@
+/**
+ * worker-process — the supervisor's side of one worker: fork it, hand it the listen handles one at
+ * a time (each acknowledged), wait for ready, and retire, stop or kill it.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import {
+  type BindTarget,
+  isNetplexMessage,
+  type ListenAddress,
+  type SupervisorMessage,
+  type WorkerMessage,
+  type WorkerStatus,
+  workerEnv,
+} from '@netplex/core';
+import { SupervisorError } from './errors.js';
+import type { ListenHandle } from './handles.js';
+
+/** WorkerState is where a worker is in its life. */
+export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
+
+/** WorkerExit is how a worker ended. */
+export interface WorkerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** ForkOptions are what a worker is started with. */
+export interface ForkOptions {
+  entry: string;
+  argv: string[];
+  execArgv: string[];
+  env?: NodeJS.ProcessEnv;
+  uid?: number | undefined;
+  gid?: number | undefined;
+}
+
+/** WorkerProcess is one forked worker, as the supervisor sees it. */
+export class WorkerProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  state: WorkerState = 'starting';
+  /** endloop is true once the worker said its server ended its loop by itself. */
+  endloop = false;
+  /** fatal holds the worker's start-up error, when it sent one. */
+  fatal: string | undefined;
+  readonly startedAt = Date.now();
+  /** exited resolves once the process is gone. */
+  readonly exited: Promise<WorkerExit>;
+
+  #seq = 0;
+  readonly #pending = new Map<number, (msg: WorkerMessage) => void>();
+  readonly #hello: Promise<void>;
+  #onReady: ((addresses: ListenAddress[]) => void) | undefined;
+
+  constructor(opts: ForkOptions) {
+    this.child = fork(opts.entry, opts.argv, {
+      execArgv: opts.execArgv,
+      env: { ...process.env, ...opts.env, [workerEnv]: '1' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+    });
+    this.pid = this.child.pid ?? -1;
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.state = 'exited';
+        resolve({ code, signal });
+      });
+      // A failed fork (no such file, EACCES) emits error without exit.
+      this.child.once('error', () => {
+        if (this.child.exitCode === null && this.child.pid === undefined) {
+          this.state = 'exited';
+          resolve({ code: 127, signal: null });
+        }
+      });
+    });
+    this.#hello = new Promise((resolve) => {
+      const onHello = (msg: unknown) => {
+        if (isNetplexMessage(msg) && msg.type === 'netplex:hello') {
+          this.child.off('message', onHello);
+          resolve();
+        }
+      };
+      this.child.on('message', onHello);
+    });
+    this.child.on('message', (msg: unknown) => this.#onMessage(msg));
+  }
+
+  #onMessage(msg: unknown): void {
+    if (!isNetplexMessage(msg)) return;
+    const m = msg as WorkerMessage;
+    switch (m.type) {
+      case 'netplex:ack':
+      case 'netplex:status': {
+        const resolve = this.#pending.get(m.ack);
+        this.#pending.delete(m.ack);
+        resolve?.(m);
+        return;
+      }
+      case 'netplex:ready':
+        this.state = 'ready';
+        this.#onReady?.(m.addresses);
+        return;
+      case 'netplex:endloop':
+        this.endloop = true;
+        return;
+      case 'netplex:fatal':
+        this.fatal = m.code ? `${m.message} (${m.code})` : m.message;
+        return;
+      default:
+        return;
+    }
+  }
+
+  #send(msg: SupervisorMessage, handle?: ListenHandle): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (!this.child.connected) {
+        reject(new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} is gone`));
+        return;
+      }
+      this.child.send(msg, handle as never, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  #request<T extends WorkerMessage>(
+    make: (seq: number) => SupervisorMessage,
+    handle?: ListenHandle,
+  ): Promise<T> {
+    const seq = ++this.#seq;
+    const reply = new Promise<T>((resolve, reject) => {
+      this.#pending.set(seq, resolve as (m: WorkerMessage) => void);
+      void this.exited.then(() => {
+        if (this.#pending.delete(seq))
+          reject(new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} exited`));
+      });
+    });
+    return this.#send(make(seq), handle).then(() => reply);
+  }
+
+  /**
+   * start hands the worker its targets and handles and resolves with its addresses once it is ready.
+   * It rejects when the worker exits first, reports a fatal error, or is not ready within readyTimeoutMs.
+   */
+  async start(
+    targets: BindTarget[],
+    handles: ReadonlyMap<string, ListenHandle>,
+    restarting: boolean,
+    readyTimeoutMs: number,
+  ): Promise<ListenAddress[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const failed = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new SupervisorError(
+              'SUP_ERR_READY_TIMEOUT',
+              `worker ${this.pid} was not ready within ${readyTimeoutMs} ms`,
+            ),
+          ),
+        readyTimeoutMs,
+      );
+      void this.exited.then(({ code, signal }) => {
+        const how = signal ? `signal ${signal}` : `code ${code}`;
+        reject(
+          new SupervisorError(
+            'SUP_ERR_WORKER_FAILED',
+            this.fatal ?? `worker ${this.pid} exited with ${how} before it was ready`,
+          ),
+        );
+      });
+    });
+    const ready = new Promise<ListenAddress[]>((resolve) => {
+      this.#onReady = resolve;
+    });
+    const handOver = async () => {
+      await this.#hello;
+      await this.#send({
+        type: 'netplex:start',
+        targets,
+        handleKeys: [...handles.keys()],
+        restarting,
+        readyTimeoutMs,
+      });
+      // One handle at a time, each acknowledged before the next (Node's NODE_HANDLE_ACK discipline).
+      // The supervisor keeps its own copy of every handle open; the worker owns the copy it got.
+      for (const [key, handle] of handles) {
+        await this.#request((seq) => ({ type: 'netplex:handle', seq, key }), handle);
+      }
+      return ready;
+    };
+    try {
+      return await Promise.race([handOver(), failed]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** status asks the worker for its live figures. */
+  async status(timeoutMs = 2000): Promise<WorkerStatus | undefined> {
+    if (this.state === 'exited') return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    try {
+      const reply = await Promise.race([
+        this.#request<Extract<WorkerMessage, { type: 'netplex:status' }>>((seq) => ({
+          type: 'netplex:status',
+          seq,
+        })),
+        timeout,
+      ]);
+      return reply ? { connections: reply.connections, requests: reply.requests } : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** retire tells the worker to stop accepting and drain (a reload replaced it). */
+  retire(drainTimeoutMs: number): void {
+    this.state = 'retiring';
+    this.#send({ type: 'netplex:retire', drainTimeoutMs }).catch(() => {});
+  }
+
+  /** quit tells the worker to stop accepting, drain, and exit (SIGQUIT). */
+  quit(drainTimeoutMs: number): void {
+    this.state = 'retiring';
+    this.#send({ type: 'netplex:quit', drainTimeoutMs }).catch(() => {});
+  }
+
+  /** stop tells the worker to close everything and exit. */
+  stop(): void {
+    this.state = 'retiring';
+    this.#send({ type: 'netplex:stop' }).catch(() => {});
+  }
+
+  /** reopenLogs tells the worker to reopen its log file. */
+  reopenLogs(): void {
+    this.#send({ type: 'netplex:reopen-logs' }).catch(() => {});
+  }
+
+  /** kill ends the worker with a signal (SIGKILL by default). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.state !== 'exited') this.child.kill(signal);
+  }
+
+  /** stopWithin asks the worker to stop and kills it if it has not exited within `ms`. */
+  async stopWithin(ms: number, how: 'stop' | 'quit' = 'stop', drainTimeoutMs = 0): Promise<WorkerExit> {
+    if (how === 'quit') this.quit(drainTimeoutMs);
+    else this.stop();
+    const timer = setTimeout(() => this.kill(), ms);
+    const exit = await this.exited;
+    clearTimeout(timer);
+    return exit;
+  }
+}

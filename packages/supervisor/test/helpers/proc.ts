@@ -1,0 +1,178 @@
+/** Running netplex as a user would: real processes, real signals, log lines parsed as JSON. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const fixture = (name: string) => join(here, '..', 'fixtures', name);
+export const netplexBin = join(here, '..', '..', 'bin', 'netplex.js');
+
+/** LogLine is one JSON log line, or a plain text line as { msg }. */
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+/** Proc is one started process with its output collected. */
+export class Proc {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  stdout = '';
+  stderr = '';
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #waiters = new Set<() => void>();
+
+  constructor(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+    this.child = spawn(cmd, args, {
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let partial = '';
+    this.child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+      partial += d.toString();
+      const parts = partial.split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        if (!line.trim()) continue;
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.lines.push({ msg: line });
+        }
+      }
+      this.#wake();
+    });
+    this.child.stdout!.on('data', (d: Buffer) => {
+      this.stdout += d.toString();
+      this.#wake();
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        this.#wake();
+        resolve({ code, signal });
+      });
+    });
+    onTestFinished(async () => {
+      if (!this.exit) {
+        this.child.kill('SIGKILL');
+        await this.exited;
+      }
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** until waits for a condition, failing after `ms` with `what` and the last output in the message. */
+  until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!cond()) return;
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(
+          new Error(`timed out after ${ms} ms waiting for ${what}; stderr tail: ${this.stderr.slice(-1500)}`),
+        );
+      }, ms);
+      this.#waiters.add(check);
+    });
+  }
+
+  /** waitLog waits for a log line matching `pred` (after the first `after` lines) and returns it. */
+  async waitLog(pred: (l: LogLine) => boolean, what: string, ms = 15_000, after = 0): Promise<LogLine> {
+    await this.until(() => this.lines.slice(after).some(pred), what, ms);
+    return this.lines.slice(after).find(pred)!;
+  }
+
+  /** waitExit waits for the process to exit. */
+  async waitExit(ms = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    await this.until(() => this.exit !== undefined, 'the process to exit', ms);
+    return this.exit!;
+  }
+
+  #wake(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+}
+
+/** tempDir makes a directory removed when the test ends. */
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'netplex-sup-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** behaviour writes the fixture's behaviour file. */
+export function behaviour(path: string, b: Record<string, unknown>): void {
+  writeFileSync(path, JSON.stringify(b));
+}
+
+/** startTagged starts the tagged fixture directly (tsx), as `tsx app.ts` would, and waits until it serves. */
+export async function startTagged(
+  args: string[],
+  opts: {
+    dir?: string;
+    behaviour?: Record<string, unknown>;
+    env?: NodeJS.ProcessEnv;
+    via?: 'tsx' | 'netplex';
+  } = {},
+): Promise<{ proc: Proc; port: number; dir: string; behaviourFile: string; pidFile: string }> {
+  const dir = opts.dir ?? tempDir();
+  const behaviourFile = join(dir, 'behaviour.json');
+  behaviour(behaviourFile, opts.behaviour ?? {});
+  const pidFile = join(dir, 'server.pid');
+  const entryArgs = [fixture('tagged.ts'), ...args];
+  const proc =
+    opts.via === 'netplex'
+      ? new Proc(process.execPath, [netplexBin, 'run', ...entryArgs], {
+          env: { NETPLEX_FIXTURE: behaviourFile, ...opts.env },
+        })
+      : new Proc(process.execPath, ['--import', 'tsx', ...entryArgs], {
+          env: { NETPLEX_FIXTURE: behaviourFile, ...opts.env },
+        });
+  const serving = await proc.waitLog(
+    (l) => String(l.msg).includes('serving with worker'),
+    'the supervisor to serve',
+  );
+  const ports = serving.ports as Array<{ port?: number }>;
+  return { proc, port: ports[0]?.port ?? 0, dir, behaviourFile, pidFile };
+}
+
+/** connectLine connects, waits for the first line (the greeting) and returns it with the socket. */
+export function greet(
+  port: number,
+  host = '127.0.0.1',
+  ms = 10_000,
+): Promise<{ line: string; socket: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host });
+    let buf = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no greeting from ${host}:${port} within ${ms} ms (got ${JSON.stringify(buf)})`));
+    }, ms);
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl !== -1) {
+        clearTimeout(timer);
+        resolve({ line: buf.slice(0, nl), socket });
+      }
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
