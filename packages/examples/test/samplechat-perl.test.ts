@@ -86,9 +86,10 @@ class Conn {
   }
 }
 
-async function quiet(conns: Map<string, Conn>): Promise<void> {
+/** quiet returns once no client has received anything for QUIET_MS, counted from `since` at the earliest. */
+async function quiet(conns: Map<string, Conn>, since: number): Promise<void> {
   for (;;) {
-    const last = Math.max(0, ...[...conns.values()].map((c) => c.touched));
+    const last = Math.max(since, ...[...conns.values()].map((c) => c.touched));
     const wait = last + QUIET_MS - Date.now();
     if (wait <= 0) return;
     await new Promise((r) => setTimeout(r, wait));
@@ -125,8 +126,9 @@ async function record(
   const conns = new Map<string, Conn>();
   const counts: Array<Map<string, number>> = [];
   for (const step of script) {
+    const at = Date.now();
     await act(step, conns, ports);
-    await quiet(conns);
+    await quiet(conns, at);
     counts.push(new Map([...conns].map(([k, c]) => [k, c.data.length])));
   }
   for (const c of conns.values()) c.socket.destroy();
@@ -150,7 +152,7 @@ async function replay(
       );
     }
   }
-  await quiet(conns);
+  await quiet(conns, Date.now());
   for (const c of conns.values()) c.socket.destroy();
   return new Map([...conns].map(([k, c]) => [k, c.data]));
 }
