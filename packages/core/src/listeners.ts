@@ -124,6 +124,14 @@ export async function adoptListener(
   const server = createStreamServer(opts.onConnection);
   await listen(server, listener.label, handle as net.ListenOptions);
   listener.server = server;
+  const t = listener.target;
+  const bound = listener.address();
+  // A socket whose bind failed would listen on a random port: never serve on an address nobody asked for.
+  if ('port' in t && t.port !== 0 && bound && 'port' in bound && bound.port !== t.port) {
+    server.close();
+    listener.server = undefined;
+    throw new BindError(listener.label, `the passed socket listens on port ${bound.port}, not ${t.port}`);
+  }
   listener.updateLabel();
 }
 

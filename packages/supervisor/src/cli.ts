@@ -9,7 +9,7 @@ import { entryKey, formatHelp, serverOptions, superviseKey } from '@netplex/core
 import { askControl, controlPathFor } from './control.js';
 import { SupervisorError } from './errors.js';
 import { readPidFile } from './pidfile.js';
-import { isTypeScript, supervise } from './supervise.js';
+import { commandKey, isTypeScript, supervise } from './supervise.js';
 import type { ReloadResult, SupervisorStatus } from './supervisor.js';
 
 const USAGE = `Usage:
@@ -76,9 +76,11 @@ async function runEntry(args: string[], mode: 'run' | 'dev'): Promise<void> {
   }
   const entry = resolve(entryArg);
   const url = pathToFileURL(entry).href;
+  const g = globalThis as Record<symbol, unknown>;
+  // Kept for daemonizing, which starts this same command again.
+  g[commandKey] = process.argv.slice(1);
   // The entry sees the command line as if it had been started directly: `node ENTRY options...`.
   process.argv = [process.argv[0]!, entry, ...options];
-  const g = globalThis as Record<symbol, unknown>;
   g[entryKey] = url;
   if (mode === 'dev') {
     const { devSupervise } = await import('./dev.js');

@@ -10,6 +10,7 @@
  * upgrade breaks any of this.
  */
 import net from 'node:net';
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { BindError, type BindTarget, formatBindTarget } from '@netplex/core';
 
@@ -51,6 +52,13 @@ export function createListenHandle(target: BindTarget): ListenHandle {
   } else {
     const flags = target.family === 6 && target.ipv6Only ? UV_TCP_IPV6ONLY : 0;
     result = internals._createServerHandle(target.address, target.port, target.family, undefined, flags);
+  }
+  // libuv defers EADDRINUSE from bind() to listen() (delayed_error), and the worker that would call
+  // listen() gets only the fd, whose socket would then quietly listen on a random port. A socket
+  // that bind() left unbound has port 0: report it here, as the error it is.
+  if (typeof result !== 'number' && !('path' in target) && !handlePort(result)) {
+    result.close();
+    result = -constants.errno.EADDRINUSE;
   }
   if (typeof result === 'number') {
     const name = getSystemErrorName(result);

@@ -10,6 +10,9 @@ import { Supervisor, type SupervisorOptions } from './supervisor.js';
 
 const daemonEnv = 'NETPLEX_DAEMON_CHILD';
 
+/** commandKey is where `netplex run` keeps its own command line (script and arguments). */
+export const commandKey = Symbol.for('netplex.command');
+
 /** isTypeScript tells whether an entry needs the TypeScript loader. */
 export function isTypeScript(entry: string): boolean {
   return /\.(ts|mts|cts|tsx)$/.test(entry);
@@ -128,7 +131,9 @@ function fail(err: unknown): Promise<never> {
 async function daemonize(logFile: string | undefined): Promise<never> {
   const { openSync } = await import('node:fs');
   const out = logFile ? openSync(logFile, 'a') : 'ignore';
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  const command =
+    ((globalThis as Record<symbol, unknown>)[commandKey] as string[] | undefined) ?? process.argv.slice(1);
+  const child = spawn(process.execPath, [...process.execArgv, ...command], {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
     env: { ...process.env, [daemonEnv]: '1' },

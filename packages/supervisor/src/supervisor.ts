@@ -403,7 +403,11 @@ export class Supervisor {
       this.logger.log(2, graceful ? 'stopping gracefully: draining connections' : 'stopping', {
         worker: worker.pid,
       });
-      await worker.stopWithin(drainMs + 10_000, graceful ? 'quit' : 'stop', drainMs);
+      const exited = worker.stopWithin(drainMs + 10_000, graceful ? 'quit' : 'stop', drainMs);
+      // The worker stops accepting at once; close our copies too, so that new connections are
+      // refused instead of waiting in a backlog nobody will accept from.
+      for (const key of [...this.#held.keys()]) await this.#release(key);
+      await exited;
     }
     await this.#closeAll();
     this.state = 'stopped';

@@ -1,6 +1,6 @@
 /** Running netplex as a user would: real processes, real signals, log lines parsed as JSON. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -109,6 +109,8 @@ export class Proc {
 /** tempDir makes a directory removed when the test ends. */
 export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'netplex-sup-'));
+  // Readable by a worker that runs as another user (the privilege tests).
+  chmodSync(dir, 0o755);
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
@@ -132,7 +134,9 @@ export async function startTagged(
   const behaviourFile = join(dir, 'behaviour.json');
   behaviour(behaviourFile, opts.behaviour ?? {});
   const pidFile = join(dir, 'server.pid');
-  const entryArgs = [fixture('tagged.ts'), ...args];
+  // {pid} and {dir} in the arguments stand for this test's pid file and directory.
+  const expanded = args.map((a) => a.replaceAll('{pid}', pidFile).replaceAll('{dir}', dir));
+  const entryArgs = [fixture('tagged.ts'), ...expanded];
   const proc =
     opts.via === 'netplex'
       ? new Proc(process.execPath, [netplexBin, 'run', ...entryArgs], {

@@ -90,10 +90,21 @@ describe('listen handles held by the supervisor', () => {
   });
 
   it('names the target and the reason when an address cannot be bound', () => {
-    // 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails at once. (A port already in use is
-    // reported later, by the worker's listen(): libuv defers EADDRINUSE from bind to listen.)
+    // 192.0.2.1 (TEST-NET-1) is on no interface here.
     expect(() => createListenHandle(tcp('192.0.2.1', 0, 4))).toThrow(
       'cannot bind 192.0.2.1:0/tcp: address not available on this machine',
+    );
+  });
+
+  it('reports a port in use at once, although libuv defers that error to listen()', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '::1', r));
+    onTestFinished(() => {
+      taken.close();
+    });
+    const port = (taken.address() as net.AddressInfo).port;
+    expect(() => createListenHandle(tcp('::1', port, 6))).toThrow(
+      `cannot bind [::1]:${port}/tcp: address already in use (another server is listening there)`,
     );
   });
 });

@@ -1,0 +1,369 @@
+/**
+ * The supervisor as a user runs it: real processes, real signals, real sockets on loopback.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/pidfile.js';
+import { behaviour, greet, netplexBin, Proc, startTagged, tempDir } from '../helpers/proc.js';
+
+function cli(args: string[]): Proc {
+  return new Proc(process.execPath, [netplexBin, ...args]);
+}
+
+async function statusJson(pidFile: string): Promise<Record<string, unknown>> {
+  const p = cli(['status', `--pid_file=${pidFile}`, '--json']);
+  const { code } = await p.waitExit();
+  expect(code, p.stderr).toBe(0);
+  return JSON.parse(p.stdout) as Record<string, unknown>;
+}
+
+/** ask sends a line on an open connection and resolves with the next line received. */
+function ask(socket: net.Socket, line: string, ms = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(
+      () => reject(new Error(`no answer to ${JSON.stringify(line)} within ${ms} ms`)),
+      ms,
+    );
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl === -1) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      resolve(buf.slice(0, nl));
+    };
+    socket.on('data', onData);
+    socket.write(`${line}\n`);
+  });
+}
+
+/** waitGone waits (bounded) for a process we do not own an exit event for to disappear. */
+async function waitGone(pid: number, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new Error(`${what} (pid ${pid}) still alive after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function refused(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+describe('netplex run', () => {
+  it('serves through a worker, reports status as JSON, and stops on SIGTERM removing its pid file', async () => {
+    const { proc, port, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}'], {
+      via: 'netplex',
+    });
+    const { line, socket } = await greet(port);
+    expect(line).toBe('hello from v1');
+    expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(proc.pid));
+
+    const s = await statusJson(pidFile);
+    expect(s).toMatchObject({
+      state: 'running',
+      supervisor_pid: proc.pid,
+      reloads: 0,
+      last_reload_ms: null,
+      connections: 1,
+      ports: [{ proto: 'tcp', address: '127.0.0.1', port, family: 4 }],
+    });
+    expect(typeof s.worker_pid).toBe('number');
+    expect(s.worker_pid).not.toBe(proc.pid);
+    expect(Number.isNaN(Date.parse(String(s.started_at)))).toBe(false);
+
+    const human = cli(['status', `--pid_file=${pidFile}`]);
+    await human.waitExit();
+    expect(human.stdout).toContain(`worker pid      ${s.worker_pid}`);
+
+    proc.child.kill('SIGTERM');
+    expect((await proc.waitExit()).code).toBe(0);
+    expect(existsSync(pidFile)).toBe(false);
+    expect(existsSync(`${pidFile}.sock`)).toBe(false);
+    await waitGone(s.worker_pid as number, 'the worker');
+    socket.destroy();
+  });
+
+  it('starts the supervisor when the entry is run directly with tsx', async () => {
+    const { proc, port } = await startTagged(['--port=127.0.0.1:0']);
+    const { line, socket } = await greet(port);
+    expect(line).toBe('hello from v1');
+    socket.destroy();
+    proc.child.kill('SIGINT');
+    expect((await proc.waitExit()).code).toBe(0);
+  });
+
+  it('exits 2 with one readable line on a bad option, before binding anything', async () => {
+    const p = cli([
+      'run',
+      join(import.meta.dirname, '..', 'fixtures', 'tagged.ts'),
+      '--port=127.0.0.1:0',
+      '--log_level=9',
+    ]);
+    const { code } = await p.waitExit();
+    expect(code).toBe(2);
+    expect(p.stderr.trim().split('\n')).toHaveLength(1);
+    expect(p.stderr).toMatch(/^netplex: command line \(--log_level=9\): log_level: /);
+    expect(p.stderr).not.toContain('    at ');
+  });
+
+  it('refuses a pid file naming a live process, and replaces one naming a dead process', async () => {
+    const { proc, pidFile, dir } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const second = new Proc(process.execPath, [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, '..', 'fixtures', 'tagged.ts'),
+      '--port=127.0.0.1:0',
+      `--pid_file=${pidFile}`,
+    ]);
+    const { code } = await second.waitExit();
+    expect(code).toBe(1);
+    expect(second.stderr).toContain(`already running, pid ${proc.pid}`);
+    proc.child.kill('SIGTERM');
+    await proc.waitExit();
+
+    writeFileSync(pidFile, '999999\n');
+    const third = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}'], { dir });
+    expect(
+      third.proc.lines.some((l) => String(l.msg).includes('999999, which is not running: replacing it')),
+    ).toBe(true);
+    expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(third.proc.pid));
+    third.proc.child.kill('SIGTERM');
+    await third.proc.waitExit();
+  });
+
+  it('stops the whole server when the server calls endloop()', async () => {
+    const { proc, port } = await startTagged(['--port=127.0.0.1:0']);
+    const { socket } = await greet(port);
+    socket.write('endloop\n');
+    expect((await proc.waitExit()).code).toBe(0);
+  });
+});
+
+describe('reload', () => {
+  it('on SIGHUP, serves new connections with the new code while old connections keep being served', async () => {
+    const { proc, port, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+    ]);
+    const old = await greet(port);
+    expect(old.line).toBe('hello from v1');
+    behaviour(behaviourFile, { tag: 'v2' });
+    const before = proc.lines.length;
+    proc.child.kill('SIGHUP');
+    await proc.waitLog((l) => String(l.msg).startsWith('reloaded in'), 'the reload', 20_000, before);
+    const fresh = await greet(port);
+    expect(fresh.line).toBe('hello from v2');
+    expect(await ask(old.socket, 'still there?')).toBe('v1 still there?');
+    const logged = proc.lines.slice(before).map((l) => String(l.msg));
+    expect(logged).toContain('restartOpenHook ran');
+    expect(logged).toContain('restartCloseHook ran');
+    expect((await statusJson(pidFile)).reloads).toBe(1);
+    old.socket.destroy();
+    fresh.socket.destroy();
+  });
+
+  it('netplex reload --wait reports success, and failure when the new worker throws at start', async () => {
+    const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    behaviour(behaviourFile, { tag: 'v2' });
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^netplex: reloaded in \d+ ms, worker \d+/);
+
+    behaviour(behaviourFile, { tag: 'v3', throwAtStart: true });
+    const bad = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await bad.waitExit(30_000)).code).toBe(1);
+    expect(bad.stderr).toContain('v3 refuses to start');
+    const { line, socket } = await greet(port);
+    expect(line).toBe('hello from v2');
+    socket.destroy();
+    expect((await statusJson(pidFile)).last_reload_error).toContain('v3 refuses to start');
+  });
+
+  it('fails a reload with an invalid conf file, naming the file and line; the old worker keeps serving', async () => {
+    const dir = tempDir();
+    const conf = join(dir, 'server.conf');
+    writeFileSync(conf, 'port 127.0.0.1:0\nlog_level 2\n');
+    const { port, pidFile } = await startTagged(['--conf_file', conf, '--pid_file={pid}'], { dir });
+    writeFileSync(conf, 'port 127.0.0.1:0\nlog_level 9\n');
+    const bad = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await bad.waitExit(30_000)).code).toBe(1);
+    expect(bad.stderr).toContain(`${conf}:2: log_level`);
+    const { line, socket } = await greet(port);
+    expect(line).toBe('hello from v1');
+    socket.destroy();
+  });
+
+  it('binds ports added to the configuration and closes removed ones after the old worker retires', async () => {
+    const dir = tempDir();
+    const conf = join(dir, 'server.conf');
+    writeFileSync(conf, 'port 127.0.0.1:0\n');
+    const { port, pidFile } = await startTagged(
+      ['--conf_file', conf, '--pid_file={pid}', '--drain_timeout=0'],
+      { dir },
+    );
+    writeFileSync(conf, 'port 127.0.0.1:0\nport [::1]:0\n');
+    const add = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await add.waitExit(30_000)).code, add.stderr).toBe(0);
+    const ports = (await statusJson(pidFile)).ports as Array<{ port: number; address: string }>;
+    expect(ports.map((p) => p.address)).toEqual(['127.0.0.1', '::1']);
+    expect(ports[0]!.port).toBe(port);
+    const v6 = ports[1]!.port;
+    const viaV6 = await greet(v6, '::1');
+    expect(viaV6.line).toBe('hello from v1');
+    viaV6.socket.destroy();
+
+    writeFileSync(conf, 'port [::1]:0\n');
+    const remove = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await remove.waitExit(30_000)).code, remove.stderr).toBe(0);
+    const after = (await statusJson(pidFile)).ports as Array<{ port: number; address: string }>;
+    expect(after).toEqual([expect.objectContaining({ address: '::1', port: v6 })]);
+    // The removed port closes once the old worker has gone (drain_timeout=0: at once).
+    const deadline = Date.now() + 10_000;
+    while (!(await refused(port))) {
+      if (Date.now() > deadline) throw new Error(`port ${port} still accepts 10 s after it was removed`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+});
+
+describe('crashes', () => {
+  it('restarts a killed worker; a connection made while no worker is alive waits and is served', async () => {
+    const { proc, port, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const workerPid = (await statusJson(pidFile)).worker_pid as number;
+    process.kill(workerPid, 'SIGKILL');
+    await waitGone(workerPid, 'the killed worker');
+    // No worker is alive now: the connection completes into the backlog and is served by the next one.
+    const { line, socket } = await greet(port);
+    expect(line).toBe('hello from v1');
+    socket.destroy();
+    const died = await proc.waitLog(
+      (l) => String(l.msg).includes(`worker ${workerPid} died`),
+      'the crash log line',
+    );
+    expect(died).toMatchObject({ signal: 'SIGKILL', worker: workerPid });
+    expect((await statusJson(pidFile)).worker_pid).not.toBe(workerPid);
+  });
+
+  it('backs off exponentially while the worker keeps crashing, and recovers', async () => {
+    const { proc, port, pidFile, behaviourFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+    ]);
+    const workerPid = (await statusJson(pidFile)).worker_pid as number;
+    behaviour(behaviourFile, { exitAtLoad: 3 });
+    process.kill(workerPid, 'SIGKILL');
+    const delays = () =>
+      proc.lines.filter((l) => String(l.msg).includes('restarting in')).map((l) => l.delay);
+    await proc.until(() => delays().length >= 4, 'four restarts', 20_000);
+    expect(delays().slice(0, 4)).toEqual([100, 200, 400, 800]);
+    expect(proc.lines.some((l) => l.code === 3)).toBe(true);
+    behaviour(behaviourFile, {});
+    const { line, socket } = await greet(port, '127.0.0.1', 20_000);
+    expect(line).toBe('hello from v1');
+    socket.destroy();
+  });
+
+  it('leaves no process behind when the supervisor is killed with SIGKILL', async () => {
+    const { proc, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const workerPid = (await statusJson(pidFile)).worker_pid as number;
+    proc.child.kill('SIGKILL');
+    await proc.waitExit();
+    await waitGone(workerPid, 'the orphaned worker');
+  });
+});
+
+describe('signals', () => {
+  it('SIGQUIT stops accepting, serves live connections until they close, then exits', async () => {
+    const { proc, port } = await startTagged(['--port=127.0.0.1:0', '--drain_timeout=30']);
+    const live = await greet(port);
+    proc.child.kill('SIGQUIT');
+    const deadline = Date.now() + 10_000;
+    while (!(await refused(port))) {
+      if (Date.now() > deadline) throw new Error('still accepting 10 s after SIGQUIT');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await ask(live.socket, 'draining?')).toBe('v1 draining?');
+    expect(proc.exit).toBeUndefined();
+    live.socket.end();
+    expect((await proc.waitExit()).code).toBe(0);
+  });
+});
+
+describe('background', () => {
+  it('returns once the server is bound and the pid file written, and netplex stop ends it', async () => {
+    const dir = tempDir();
+    const pidFile = join(dir, 'bg.pid');
+    const log = join(dir, 'bg.log');
+    const p = new Proc(process.execPath, [
+      netplexBin,
+      'run',
+      join(import.meta.dirname, '..', 'fixtures', 'tagged.ts'),
+      '--port=127.0.0.1:0',
+      '--background',
+      `--pid_file=${pidFile}`,
+      `--log_file=${log}`,
+    ]);
+    const { code } = await p.waitExit(30_000);
+    expect(code, p.stderr).toBe(0);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(p.stdout).toContain(`running in the background, pid ${pid}`);
+    expect(isAlive(pid)).toBe(true);
+    const serving = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { msg: string; ports?: Array<{ port: number }> })
+      .find((l) => l.msg.includes('serving with worker'));
+    const { line, socket } = await greet(serving!.ports![0]!.port);
+    expect(line).toBe('hello from v1');
+    socket.destroy();
+    const stop = cli(['stop', `--pid_file=${pidFile}`]);
+    expect((await stop.waitExit(30_000)).code).toBe(0);
+    await waitGone(pid, 'the background server');
+    expect(existsSync(pidFile)).toBe(false);
+  });
+
+  it('prints the reason and exits non-zero when the background server cannot start', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    const dir = tempDir();
+    const p = new Proc(process.execPath, [
+      netplexBin,
+      'run',
+      join(import.meta.dirname, '..', 'fixtures', 'tagged.ts'),
+      `--port=127.0.0.1:${port}`,
+      '--setsid',
+      `--pid_file=${join(dir, 'x.pid')}`,
+      `--log_file=${join(dir, 'x.log')}`,
+    ]);
+    const { code } = await p.waitExit(30_000);
+    taken.close();
+    expect(code).not.toBe(0);
+    expect(p.stderr).toContain(`127.0.0.1:${port}/tcp: address already in use`);
+    expect(existsSync(join(dir, 'x.pid'))).toBe(false);
+  });
+});
+
+describe.runIf(process.getuid?.() === 0)('privileges (as root)', () => {
+  it('runs the worker as user and group while the supervisor binds', async () => {
+    const { port } = await startTagged(['--port=127.0.0.1:0', '--user=nobody', '--group=nogroup']);
+    const { socket } = await greet(port);
+    const answer = await ask(socket, 'whoami');
+    const nobody = readFileSync('/etc/passwd', 'utf8').match(/^nobody:[^:]*:(\d+):(\d+):/m)!;
+    expect(answer).toMatch(new RegExp(`^uid ${nobody[1]} gid \\d+ pid \\d+$`));
+    socket.destroy();
+  });
+});
+if (process.getuid?.() !== 0)
+  console.warn('privilege tests skipped: they need root to change user and group');
