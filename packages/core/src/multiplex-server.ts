@@ -281,6 +281,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
    * queued output and are closed, postChildCleanupHook runs. Idempotent; resolves when done.
    */
   close(): Promise<void> {
+    // A drain in progress (retire) ends now: the rest of the shutdown goes on as close() would.
+    this.#onIdle?.();
     this.#closing ??= this.#shutdown({ drainMs: 0, restart: false });
     return this.#closing;
   }

@@ -85,7 +85,9 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           void leave(() => server.retire(m.drainTimeoutMs, { restart: false }));
           return;
         case 'netplex:stop':
-          void leave(() => server.close());
+          // While retiring, close() cuts the drain short; the retire in progress then exits.
+          if (leaving) void server.close();
+          else void leave(() => server.close());
           return;
         case 'netplex:status':
           void send({ type: 'netplex:status', ack: m.seq, ...server.status() });

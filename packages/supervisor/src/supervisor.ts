@@ -92,6 +92,8 @@ export class Supervisor {
   #held = new Map<string, HeldSocket>();
   #targets: BindTarget[] = [];
   #worker: WorkerProcess | undefined;
+  /** Workers replaced by a reload that are still serving their last connections. */
+  readonly #retiring = new Set<WorkerProcess>();
   #addresses: ListenAddress[] = [];
   #reloading: Promise<ReloadResult> | undefined;
   #reloadAgain: Array<(r: ReloadResult) => void> | undefined;
@@ -264,7 +266,9 @@ export class Supervisor {
     // Only now does the old worker stop accepting: the new one already accepts on every port.
     if (old && old.state !== 'exited') {
       old.retire(config.drain_timeout * 1000);
+      this.#retiring.add(old);
       void old.exited.then(async () => {
+        this.#retiring.delete(old);
         for (const key of removed) if (!keep.has(key)) await this.#release(key);
       });
     } else {
@@ -409,6 +413,13 @@ export class Supervisor {
       for (const key of [...this.#held.keys()]) await this.#release(key);
       await exited;
     }
+    // Workers still draining after a reload: a plain stop ends them now, a graceful one lets them
+    // drain for at most drain_timeout.
+    await Promise.all(
+      [...this.#retiring].map((w) =>
+        graceful ? w.stopWithin(drainMs + 10_000, 'quit', drainMs) : w.stopWithin(10_000),
+      ),
+    );
     await this.#closeAll();
     this.state = 'stopped';
     this.logger?.log(2, 'netplex supervisor stopped');

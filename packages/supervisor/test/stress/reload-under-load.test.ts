@@ -1,0 +1,182 @@
+/**
+ * The reload guarantee under load: while new clients keep connecting and persistent clients keep
+ * streaming sequence-numbered bytes, reloads in a row cause no refused connection, no reset, no lost
+ * or corrupted byte, and every persistent connection stays alive.
+ *
+ * Size: NETPLEX_STRESS_RELOADS (default 20), NETPLEX_STRESS_PERSISTENT (default 10),
+ * NETPLEX_STRESS_CHURN (concurrent connecting clients, default 4).
+ */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/pidfile.js';
+import { fixture, Proc } from '../helpers/proc.js';
+
+const RELOADS = Number(process.env.NETPLEX_STRESS_RELOADS ?? 20);
+const PERSISTENT = Number(process.env.NETPLEX_STRESS_PERSISTENT ?? 10);
+const CHURN = Number(process.env.NETPLEX_STRESS_CHURN ?? 4);
+
+interface Tally {
+  connects: number;
+  refused: number;
+  resets: number;
+  failures: string[];
+}
+
+/** A persistent client: writes numbered chunks, checks every echoed byte, forever until stopped. */
+class Streamer {
+  readonly socket: net.Socket;
+  sent = 0;
+  verified = 0;
+  alive = true;
+  error: string | undefined;
+  #expected = Buffer.alloc(0);
+  #seq = 0;
+  #stopped = false;
+
+  constructor(port: number) {
+    this.socket = net.connect({ port, host: '127.0.0.1' });
+    this.socket.on('data', (d: Buffer) => this.#check(d));
+    this.socket.on('error', (err) => {
+      this.error ??= `error ${err.message}`;
+    });
+    this.socket.on('close', () => {
+      this.alive = false;
+      if (!this.#stopped) this.error ??= 'closed by the server';
+    });
+    this.socket.on('connect', () => this.#next());
+  }
+
+  #next(): void {
+    if (this.#stopped || !this.alive) return;
+    // A header with the sequence number, then random bytes: a lost, duplicated or reordered byte shows.
+    const body = randomBytes(64 + (this.#seq % 7) * 100);
+    const chunk = Buffer.concat([Buffer.from(`#${this.#seq++}:`), body, Buffer.from('\n')]);
+    this.#expected = Buffer.concat([this.#expected, chunk]);
+    this.sent += chunk.length;
+    this.socket.write(chunk);
+  }
+
+  #check(d: Buffer): void {
+    const want = this.#expected.subarray(0, d.length);
+    if (!want.equals(d)) {
+      this.error ??= `corrupted bytes at offset ${this.verified}`;
+      return;
+    }
+    this.#expected = this.#expected.subarray(d.length);
+    this.verified += d.length;
+    if (this.#expected.length === 0) setImmediate(() => this.#next());
+  }
+
+  /** stop ends the stream once everything sent has come back. */
+  stop(): void {
+    this.#stopped = true;
+  }
+}
+
+/** One short-lived client: connect, send, expect the same bytes back, close. */
+function oneShot(port: number, tally: Tally): Promise<void> {
+  return new Promise((resolve) => {
+    const payload = randomBytes(32).toString('hex');
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let got = '';
+    const timer = setTimeout(() => {
+      tally.failures.push(`no echo within 10 s (got ${got.length} bytes)`);
+      s.destroy();
+      resolve();
+    }, 10_000);
+    s.on('connect', () => {
+      tally.connects++;
+      s.write(payload);
+    });
+    s.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got.length >= payload.length) {
+        clearTimeout(timer);
+        if (got !== payload) tally.failures.push('corrupted echo');
+        s.end();
+        resolve();
+      }
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err.code === 'ECONNREFUSED') tally.refused++;
+      else if (err.code === 'ECONNRESET') tally.resets++;
+      else tally.failures.push(err.code ?? err.message);
+      resolve();
+    });
+  });
+}
+
+describe('reload under load', () => {
+  it(`${RELOADS} reloads in a row: no refused connection, no reset, no lost byte, every persistent connection alive`, async () => {
+    const proc = new Proc(process.execPath, [
+      '--import',
+      'tsx',
+      fixture('echo.ts'),
+      '--port=127.0.0.1:0',
+      '--drain_timeout=600',
+      '--log_level=2',
+    ]);
+    const serving = await proc.waitLog(
+      (l) => String(l.msg).includes('serving with worker'),
+      'the supervisor to serve',
+    );
+    const port = (serving.ports as Array<{ port: number }>)[0]!.port;
+
+    const streamers = Array.from({ length: PERSISTENT }, () => new Streamer(port));
+    const tally: Tally = { connects: 0, refused: 0, resets: 0, failures: [] };
+    let churning = true;
+    const churn = Array.from({ length: CHURN }, async () => {
+      while (churning) await oneShot(port, tally);
+    });
+
+    const workers = new Set<number>();
+    for (let i = 0; i < RELOADS; i++) {
+      const before = proc.lines.length;
+      proc.child.kill('SIGHUP');
+      const done = await proc.waitLog(
+        (l) => String(l.msg).startsWith('reloaded in') || String(l.msg).startsWith('reload failed'),
+        `reload ${i + 1}`,
+        30_000,
+        before,
+      );
+      expect(done.msg, `reload ${i + 1}`).toMatch(/^reloaded in/);
+      workers.add(done.worker as number);
+    }
+    churning = false;
+    await Promise.all(churn);
+    for (const s of streamers) s.stop();
+    await Promise.all(
+      streamers.map((s, i) =>
+        proc.until(
+          () => s.verified === s.sent || s.error !== undefined,
+          `persistent client ${i} to get all its bytes back`,
+        ),
+      ),
+    );
+
+    expect(workers.size).toBe(RELOADS);
+    expect(tally.connects).toBeGreaterThan(RELOADS);
+    expect({ refused: tally.refused, resets: tally.resets, failures: tally.failures.slice(0, 5) }).toEqual({
+      refused: 0,
+      resets: 0,
+      failures: [],
+    });
+    for (const [i, s] of streamers.entries()) {
+      expect({ client: i, error: s.error, alive: s.alive, lost: s.sent - s.verified }).toEqual({
+        client: i,
+        error: undefined,
+        alive: true,
+        lost: 0,
+      });
+      expect(s.verified).toBeGreaterThan(0);
+      s.socket.destroy();
+    }
+    // SIGTERM ends the draining old workers too, not only the current one.
+    proc.child.kill('SIGTERM');
+    expect((await proc.waitExit(30_000)).code).toBe(0);
+    for (const pid of [serving.worker as number, ...workers])
+      expect(isAlive(pid), `worker ${pid} after SIGTERM`).toBe(false);
+  }, 300_000);
+});
