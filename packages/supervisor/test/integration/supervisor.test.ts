@@ -1,12 +1,12 @@
 /**
  * The supervisor as a user runs it: real processes, real signals, real sockets on loopback.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/pidfile.js';
-import { behaviour, greet, netplexBin, Proc, startTagged, tempDir } from '../helpers/proc.js';
+import { behaviour, fixture, greet, netplexBin, Proc, startTagged, tempDir } from '../helpers/proc.js';
 
 function cli(args: string[]): Proc {
   return new Proc(process.execPath, [netplexBin, ...args]);
@@ -46,6 +46,24 @@ async function waitGone(pid: number, what: string, ms = 10_000): Promise<void> {
   while (isAlive(pid)) {
     if (Date.now() > deadline) throw new Error(`${what} (pid ${pid}) still alive after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** waitForFileLine waits (bounded) until a JSON log file has a line whose msg contains `needle`. */
+async function waitForFileLine(file: string, needle: string, ms = 15_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (existsSync(file)) {
+      const line = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => String(l.msg).includes(needle));
+      if (line) return line;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`no ${JSON.stringify(needle)} line in ${file} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -237,6 +255,69 @@ describe('reload', () => {
   });
 });
 
+describe('reload limits', () => {
+  it('kills a new worker that is not ready within ready_timeout; the old one keeps serving', async () => {
+    const { proc, port, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--ready_timeout=1',
+    ]);
+    behaviour(behaviourFile, { tag: 'v2', slowStartMs: 60_000 });
+    const bad = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await bad.waitExit(30_000)).code).toBe(1);
+    expect(bad.stderr).toMatch(/SUP_ERR_READY_TIMEOUT.*was not ready within 1000 ms/);
+    const { line, socket } = await greet(port);
+    expect(line).toBe('hello from v1');
+    socket.destroy();
+    expect(proc.lines.some((l) => String(l.msg).includes('was not ready within 1000 ms'))).toBe(true);
+  });
+
+  it('coalesces reload requests that arrive during a reload into one more', async () => {
+    const { proc, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const before = proc.lines.length;
+    for (let i = 0; i < 5; i++) proc.child.kill('SIGHUP');
+    await proc.until(
+      () => proc.lines.slice(before).filter((l) => String(l.msg).startsWith('reloaded in')).length >= 1,
+      'the first reload',
+    );
+    // Each later request finds a reload in progress or just done; at most one more runs after the first.
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code).toBe(0);
+    const reloads = (await statusJson(pidFile)).reloads as number;
+    expect(reloads).toBeGreaterThanOrEqual(2);
+    expect(reloads).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('logs', () => {
+  it('reopens log_file on SIGUSR1, after logrotate renamed it', async () => {
+    const dir = tempDir();
+    const log = join(dir, 'server.log');
+    const proc = new Proc(process.execPath, [
+      '--import',
+      'tsx',
+      fixture('tagged.ts'),
+      '--port=127.0.0.1:0',
+      `--log_file=${log}`,
+      '--log_level=3',
+    ]);
+    const serving = await waitForFileLine(log, 'serving with worker');
+    const port = (serving.ports as Array<{ port: number }>)[0]!.port;
+    renameSync(log, `${log}.1`);
+    proc.child.kill('SIGUSR1');
+    // Wait until both processes have reopened: a new connection is logged by the worker in the new file.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { socket } = await greet(port);
+      socket.destroy();
+      if (existsSync(log) && readFileSync(log, 'utf8').includes('CONNECT TCP')) break;
+      if (Date.now() > deadline) throw new Error('no CONNECT line in the reopened log_file within 10 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(readFileSync(`${log}.1`, 'utf8')).toContain('serving with worker');
+  });
+});
+
 describe('crashes', () => {
   it('restarts a killed worker; a connection made while no worker is alive waits and is served', async () => {
     const { proc, port, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
@@ -319,12 +400,8 @@ describe('background', () => {
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(p.stdout).toContain(`running in the background, pid ${pid}`);
     expect(isAlive(pid)).toBe(true);
-    const serving = readFileSync(log, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { msg: string; ports?: Array<{ port: number }> })
-      .find((l) => l.msg.includes('serving with worker'));
-    const { line, socket } = await greet(serving!.ports![0]!.port);
+    const serving = await waitForFileLine(log, 'serving with worker');
+    const { line, socket } = await greet((serving.ports as Array<{ port: number }>)[0]!.port);
     expect(line).toBe('hello from v1');
     socket.destroy();
     const stop = cli(['stop', `--pid_file=${pidFile}`]);
