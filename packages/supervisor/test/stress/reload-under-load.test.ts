@@ -33,16 +33,19 @@ class Streamer {
   #expected = Buffer.alloc(0);
   #seq = 0;
   #stopped = false;
+  #onProgress: (() => void) | undefined;
 
   constructor(port: number) {
     this.socket = net.connect({ port, host: '127.0.0.1' });
     this.socket.on('data', (d: Buffer) => this.#check(d));
     this.socket.on('error', (err) => {
       this.error ??= `error ${err.message}`;
+      this.#onProgress?.();
     });
     this.socket.on('close', () => {
       this.alive = false;
       if (!this.#stopped) this.error ??= 'closed by the server';
+      this.#onProgress?.();
     });
     this.socket.on('connect', () => this.#next());
   }
@@ -66,11 +69,34 @@ class Streamer {
     this.#expected = this.#expected.subarray(d.length);
     this.verified += d.length;
     if (this.#expected.length === 0) setImmediate(() => this.#next());
+    this.#onProgress?.();
   }
 
-  /** stop ends the stream once everything sent has come back. */
+  /** stop ends the stream; `drained` then resolves once everything sent has come back. */
   stop(): void {
     this.#stopped = true;
+  }
+
+  /** drained resolves once every byte sent has come back (or the stream failed), bounded by `ms`. */
+  drained(what: string, ms = 15_000): Promise<void> {
+    const done = () => this.verified === this.sent || this.error !== undefined;
+    if (done()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#onProgress = undefined;
+        reject(
+          new Error(
+            `timed out after ${ms} ms waiting for ${what}: ${this.sent - this.verified} bytes outstanding`,
+          ),
+        );
+      }, ms);
+      this.#onProgress = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.#onProgress = undefined;
+        resolve();
+      };
+    });
   }
 }
 
@@ -147,14 +173,7 @@ describe('reload under load', () => {
     churning = false;
     await Promise.all(churn);
     for (const s of streamers) s.stop();
-    await Promise.all(
-      streamers.map((s, i) =>
-        proc.until(
-          () => s.verified === s.sent || s.error !== undefined,
-          `persistent client ${i} to get all its bytes back`,
-        ),
-      ),
-    );
+    await Promise.all(streamers.map((s, i) => s.drained(`persistent client ${i} to get all its bytes back`)));
 
     expect(workers.size).toBe(RELOADS);
     expect(tally.connects).toBeGreaterThan(RELOADS);
