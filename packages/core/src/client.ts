@@ -60,8 +60,8 @@ export class Client<S = Record<string, unknown>> {
   state: S = {} as S;
   /** input is the unconsumed input; muxInput consumes from its left. */
   readonly input = new InputBuffer();
-  /** log is a child logger bound to this connection's id and peer. */
-  readonly log: Logger;
+  readonly #rootLog: Logger;
+  #log: Logger | undefined;
   /** phase is where the connection is in its life. */
   phase: ClientPhase = 'accepting';
 
@@ -79,8 +79,17 @@ export class Client<S = Record<string, unknown>> {
     this.listener = info.listener;
     this.connectedAt = new Date();
     this.#transport = transport;
-    this.log = log;
+    this.#rootLog = log;
     this.#onWrite = onWrite;
+  }
+
+  /**
+   * log is a child logger bound to this connection's id and peer (`{ conn, peer }`), made on first
+   * use so that idle connections cost no logger.
+   */
+  get log(): Logger {
+    this.#log ??= this.#rootLog.child({ conn: this.id, peer: this.peeraddr });
+    return this.#log;
   }
 
   /** open is true until the connection starts closing; writes after that are dropped. */

@@ -264,3 +264,12 @@ function formatValue(value: unknown): string {
     }
   }
 }
+
+/**
+ * isConfigurationError tells a bad configuration (an option, a conf file, a port spec) from other
+ * failures: commands exit 2 for it, as for any usage error.
+ */
+export function isConfigurationError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('MPX_ERR_CONFIG') || code === 'MPX_ERR_PORT_SPEC');
+}

@@ -7,6 +7,7 @@ export * from './argv.js';
 export * from './client.js';
 export * from './conf-file.js';
 export * from './config.js';
+export * from './error-format.js';
 export * from './errors.js';
 export * from './help.js';
 export * from './hooks.js';

@@ -42,9 +42,9 @@ export class Listener {
       const a = this.socket.address();
       return { proto: 'udp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     }
+    if ('path' in this.target) return this.server ? { proto: 'unix', path: this.target.path } : undefined;
     const a = this.server?.address();
-    if (!a) return undefined;
-    if (typeof a === 'string') return { proto: 'unix', path: a };
+    if (!a || typeof a === 'string') return undefined;
     return { proto: 'tcp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
   }
 
@@ -78,6 +78,8 @@ export async function bindListener(
     backlog: number;
     onConnection: (socket: net.Socket) => void;
     onDatagram: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+    /** Share a udp port with the worker being replaced (a reload), which still holds it. */
+    reuseAddr?: boolean;
   },
 ): Promise<void> {
   const t = listener.target;
@@ -86,10 +88,11 @@ export async function bindListener(
     const socket = dgram.createSocket({
       type: t.family === 6 ? 'udp6' : 'udp4',
       ipv6Only: t.ipv6Only ?? false,
+      reuseAddr: opts.reuseAddr ?? false,
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', (err) => reject(new BindError(listener.label, err.message, { cause: err })));
-      socket.bind({ address: t.address, port: t.port, exclusive: true }, () => resolve());
+      socket.bind({ address: t.address, port: t.port, exclusive: !opts.reuseAddr }, () => resolve());
     });
     socket.on('message', opts.onDatagram);
     listener.socket = socket;
@@ -172,7 +175,8 @@ function describeBindError(err: NodeJS.ErrnoException): string {
   }
 }
 
-async function removeStaleUnixSocket(path: string, label: string): Promise<void> {
+/** removeStaleUnixSocket removes a socket file no server answers on; a live one is a BindError. */
+export async function removeStaleUnixSocket(path: string, label: string): Promise<void> {
   if (!existsSync(path)) return;
   if (!lstatSync(path).isSocket()) throw new BindError(label, `${path} exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {

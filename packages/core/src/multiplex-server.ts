@@ -13,13 +13,14 @@ import type { z } from 'zod';
 import { createAccessControl, doubleReverseLookup } from './access.js';
 import { Client, type Transport } from './client.js';
 import { loadConfig } from './config.js';
-import { HookError, LimitError, MultiplexError, ServerClosedError } from './errors.js';
+import { formatUserError } from './error-format.js';
+import { HookError, isConfigurationError, LimitError, MultiplexError, ServerClosedError } from './errors.js';
 import { formatHelp } from './help.js';
 import { type ClientHookName, isPromiseLike, type ProcessHookName } from './hooks.js';
 import type { InputBuffer } from './input.js';
 import { type WorkerStatus, workerEnv } from './ipc.js';
 import { adoptListener, bindListener, closeListener, Listener, type ListenerAddress } from './listeners.js';
-import { createLogger, type NetplexLogger } from './logger.js';
+import { createLogger, type LogLevel, type NetplexLogger } from './logger.js';
 import { Mux, type MuxTarget } from './mux.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from './options.js';
 import { type BindTarget, pairPortSpecs, resolveBindTargets } from './port-spec.js';
@@ -149,6 +150,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   fatalHook(_error: Error): MaybePromise<void> {}
   /** runDequeue runs every check_for_dequeue seconds. */
   runDequeue(): MaybePromise<void> {}
+  /**
+   * writeToLogHook, when a server defines it, receives every log line instead of log_file or stderr
+   * (Net::Server's write_to_log_hook and log_function).
+   */
+  writeToLogHook?(level: LogLevel, message: string): void;
 
   /** postAcceptHook runs for each new connection, once its addresses are known. */
   postAcceptHook(_client: Client<S>): MaybePromise<void> {}
@@ -245,6 +251,10 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     try {
       await this.start({ argv: process.argv.slice(2), run: runArgs });
       await this.done;
+    } catch (err) {
+      // A command-line user gets one line, not a stack: the reason, and exit 2 for bad configuration.
+      process.stderr.write(`${(err as Error).message}\n`);
+      process.exitCode = isConfigurationError(err) ? 2 : 1;
     } finally {
       for (const s of signals) process.off(s, onSignal);
     }
@@ -319,6 +329,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       log_level: this.config.log_level,
       log_file: this.config.log_file,
       destination: options.logDestination,
+      logFunction: this.writeToLogHook
+        ? (level, message) => this.writeToLogHook?.(level, message)
+        : undefined,
     });
     this.#access = createAccessControl(this.config);
   }
@@ -337,6 +350,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
           backlog: this.config.listen,
           onConnection: (s) => this.#onConnection(s, listener),
           onDatagram: (msg, rinfo) => this.#onDatagram(msg, rinfo, listener),
+          // Under the supervisor, udp ports are the worker's own; a new worker shares them with the old.
+          reuseAddr: handles !== undefined,
         });
       }
       this.log(2, `Binding to ${listener.label}`, { listener: listener.label });
@@ -410,7 +425,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     this.#state = 'closed';
     for (const l of this.#listeners) await closeListener(l).catch(() => {});
     const error = err instanceof Error ? err : new Error(String(err));
-    this.log(0, `fatal: ${error.message}`, { err: error });
+    // Under the supervisor, the supervisor reports a failed start (once, for the whole reload).
+    if (process.env[workerEnv] !== '1' && this.logger)
+      this.log(0, `fatal: ${formatUserError(error)}`, { err: error });
     try {
       await this.fatalHook(error);
     } catch (hookErr) {
@@ -590,8 +607,10 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
 
   async #runAccept(session: Session<S>): Promise<void> {
     const { client } = session;
+    // Net::Server's get_client_info: the peer's host name is known before post_accept_hook.
+    const verified = await this.#reverseLookup(client);
     await this.postAcceptHook(client);
-    let allowed = await this.#allowDeny(client);
+    let allowed = verified && this.#allowDeny(client);
     session.hook = 'allowDenyHook';
     if (allowed) allowed = (await this.allowDenyHook(client)) !== false;
     if (client.phase !== 'accepting') return; // closed while deciding
@@ -613,24 +632,32 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     }
   }
 
-  async #allowDeny(client: Client<S>): Promise<boolean> {
+  /**
+   * reverseLookup sets peerhost when reverse_lookups is on, without blocking other clients; it
+   * returns false when double_reverse_lookups is on and the name does not resolve back.
+   */
+  async #reverseLookup(client: Client<S>): Promise<boolean> {
     const cfg = this.config;
     if (client.proto === 'unix') return true;
-    const reverse = cfg.reverse_lookups !== false || cfg.double_reverse_lookups !== false;
-    if (reverse) {
-      const double =
-        cfg.double_reverse_lookups !== false ||
-        (typeof cfg.reverse_lookups === 'string' && cfg.reverse_lookups.startsWith('double'));
-      const result = await doubleReverseLookup(client.peeraddr);
-      client.peerhost = result.peerhost;
-      if (double && !result.verified) {
-        this.log(3, `Double reverse lookup failed for ${client.peeraddr}`, {
-          conn: client.id,
-          peer: client.peeraddr,
-        });
-        return false;
-      }
+    if (cfg.reverse_lookups === false && cfg.double_reverse_lookups === false) return true;
+    const double =
+      cfg.double_reverse_lookups !== false ||
+      (typeof cfg.reverse_lookups === 'string' && cfg.reverse_lookups.startsWith('double'));
+    const result = await doubleReverseLookup(client.peeraddr, { verify: double });
+    client.peerhost = result.peerhost;
+    if (double && !result.verified) {
+      this.log(3, `Double reverse lookup failed for ${client.peeraddr}: ${result.reason}`, {
+        conn: client.id,
+        peer: client.peeraddr,
+      });
+      return false;
     }
+    return true;
+  }
+
+  /** allowDeny applies allow, deny, cidr_allow and cidr_deny (Net::Server's allow_deny). */
+  #allowDeny(client: Client<S>): boolean {
+    if (client.proto === 'unix') return true;
     const verdict = this.#access!.check(client);
     if (!verdict.allowed) {
       this.log(2, `Denied client ${client}: ${verdict.reason}`, { conn: client.id, peer: client.peeraddr });
@@ -752,8 +779,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   }
 
   async #runDatagram(client: Client<S>): Promise<void> {
+    const verified = await this.#reverseLookup(client);
     await this.postAcceptHook(client);
-    let allowed = await this.#allowDeny(client);
+    let allowed = verified && this.#allowDeny(client);
     if (allowed) allowed = (await this.allowDenyHook(client)) !== false;
     if (!allowed) {
       await this.requestDeniedHook(client);

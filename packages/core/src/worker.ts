@@ -5,6 +5,7 @@
  * Handles arrive one message each and are acknowledged one by one. The worker never binds a port the
  * supervisor holds; it only adopts the handle (udp targets, which are not passed, it binds itself).
  */
+import { formatUserError } from './error-format.js';
 import { isNetplexMessage, type SupervisorMessage, type WorkerMessage } from './ipc.js';
 import type { AnyMultiplexServer } from './multiplex-server.js';
 import type { BindTarget } from './port-spec.js';
@@ -55,7 +56,10 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
         });
       } catch (err) {
         const e = err as Error & { code?: string };
-        exit(1, send({ type: 'netplex:fatal', message: e.message, ...(e.code ? { code: e.code } : {}) }));
+        exit(
+          1,
+          send({ type: 'netplex:fatal', message: formatUserError(e), ...(e.code ? { code: e.code } : {}) }),
+        );
         return;
       }
       void send({ type: 'netplex:ready', addresses: server.addresses() });
@@ -105,6 +109,15 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     const onDisconnect = () => {
       void leave(() => server.close());
     };
+
+    // A signal meant for the whole group (systemd's KillMode=control-group) stops this worker in
+    // order; the supervisor, which gets it too, waits for that.
+    const onSignal = () => {
+      if (leaving) void server.close();
+      else void leave(() => server.close());
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
 
     process.on('message', onMessage);
     process.on('disconnect', onDisconnect);

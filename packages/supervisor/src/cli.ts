@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { entryKey, formatHelp, serverOptions, superviseKey } from '@netplex/core';
+import { entryKey, formatHelp, isConfigurationError, serverOptions, superviseKey } from '@netplex/core';
 import { askControl, controlPathFor } from './control.js';
 import { SupervisorError } from './errors.js';
 import { readPidFile } from './pidfile.js';
@@ -65,7 +65,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     const e = err as Error & { code?: string };
     process.stderr.write(`netplex: ${e.message}\n`);
-    process.exitCode = e.code === 'SUP_ERR_USAGE' || e.code === 'MPX_ERR_CONFIG' ? 2 : 1;
+    process.exitCode = e.code === 'SUP_ERR_USAGE' || isConfigurationError(e) ? 2 : 1;
   }
 }
 

@@ -1,18 +1,26 @@
 /**
- * dev — `netplex dev`: the supervisor, plus a watcher that reloads on every save.
+ * dev — `netplex dev`: the supervisor, plus a watcher that reloads on every save, with output made
+ * for a person.
  *
  * It watches the entry's package (the nearest directory with a package.json) and the conf_file,
  * leaving out node_modules, dist, .git and editor temp files. A burst of saves makes one reload.
+ * When the new code fails to load or start, the old worker keeps serving, the error is printed once,
+ * and the next save tries again. drain_timeout defaults to 2 seconds, so that a developer soon talks
+ * to the new code. No pid file is written unless pid_file is set.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { AnyMultiplexServer } from '@netplex/core';
+import type { AnyMultiplexServer, ListenAddress } from '@netplex/core';
 import { watch } from 'chokidar';
+import { createPrettifier, createPrettyStream } from './pretty.js';
 import { supervise } from './supervise.js';
 import type { Supervisor } from './supervisor.js';
 
-/** How long the watcher waits after a save for more before reloading. */
+/** How long the watcher waits after a save for more saves before it reloads. */
 const SETTLE_MS = 50;
+
+/** devDefaults are netplex dev's defaults, below the server's own defaultValues(). */
+export const devDefaults = { drain_timeout: 2 };
 
 /** packageDirOf is the nearest directory at or above `file` holding a package.json. */
 export function packageDirOf(file: string): string {
@@ -26,19 +34,30 @@ export function packageDirOf(file: string): string {
 export function isIgnored(path: string): boolean {
   return (
     /(^|[/\\])(node_modules|dist|\.git|\.turbo|coverage)([/\\]|$)/.test(path) ||
-    /(~|\.swp|\.swx|\.tmp|\.bak|#)$/.test(path) ||
-    /(^|[/\\])(\.#|#)[^/\\]*$/.test(path)
+    /(~|\.swp|\.swx|\.swo|\.tmp|\.bak)$/.test(path) ||
+    /(^|[/\\])(\.#|#)[^/\\]*$/.test(path) ||
+    /(^|[/\\])4913$/.test(path)
   );
 }
 
-/** watchAndReload reloads `sup` whenever a watched file changes, one reload per burst. */
+/** formatAddress names a listen address for a person. */
+export function formatAddress(a: ListenAddress): string {
+  if ('path' in a) return a.path;
+  return a.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/** watchAndReload reloads `sup` whenever a watched file changes, one reload per burst of saves. */
 export function watchAndReload(sup: Supervisor, roots: string[]): () => Promise<void> {
   const watcher = watch(roots, { ignored: (p: string) => isIgnored(p), ignoreInitial: true });
   let timer: NodeJS.Timeout | undefined;
+  const changed = new Set<string>();
   const onChange = (path: string) => {
+    changed.add(path);
     clearTimeout(timer);
     timer = setTimeout(() => {
-      sup.logger.log(2, `changed: ${path}`);
+      const files = [...changed];
+      changed.clear();
+      sup.logger.log(3, `changed: ${files.join(', ')}`, { files });
       void sup.reload();
     }, SETTLE_MS);
   };
@@ -49,13 +68,22 @@ export function watchAndReload(sup: Supervisor, roots: string[]): () => Promise<
   };
 }
 
-/** devSupervise is supervise() with the watcher attached. */
+/** devSupervise is supervise() with the watcher, pretty output and dev defaults. */
 export function devSupervise(server: AnyMultiplexServer, runArgs: Record<string, unknown>): Promise<void> {
   const entry = process.argv[1] ?? '';
+  const colorize = Boolean(process.stderr.isTTY);
+  const prettify = createPrettifier(colorize);
   return supervise(server, runArgs, {
+    logDestination: createPrettyStream(process.stderr, colorize),
+    defaults: devDefaults,
+    workerStderrLine: (line) => process.stderr.write(prettify(line)),
     onStarted: (sup) => {
       const roots = [packageDirOf(entry)];
       if (sup.config.conf_file) roots.push(sup.config.conf_file);
+      sup.logger.log(
+        2,
+        `listening on ${sup.addresses.map(formatAddress).join(', ')}; watching ${roots.join(', ')}`,
+      );
       const close = watchAndReload(sup, roots);
       void sup.stopped.then(close);
     },

@@ -6,10 +6,11 @@ import { superviseKey } from '@netplex/core';
 import { supervise } from './supervise.js';
 
 export { askControl, type ControlRequest, controlPathFor, serveControl } from './control.js';
-export { devSupervise, isIgnored, packageDirOf, watchAndReload } from './dev.js';
+export { devDefaults, devSupervise, formatAddress, isIgnored, packageDirOf, watchAndReload } from './dev.js';
 export { type SupervisorCode, SupervisorError, supervisorCodes } from './errors.js';
 export { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
 export { checkPidFile, isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.js';
+export { createPrettifier, createPrettyStream } from './pretty.js';
 export { isTypeScript, type SuperviseExtras, supervise, workerExecArgv } from './supervise.js';
 export {
   type ReloadResult,

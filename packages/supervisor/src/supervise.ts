@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import type { AnyMultiplexServer } from '@netplex/core';
+import { type AnyMultiplexServer, isConfigurationError } from '@netplex/core';
 import { type ControlRequest, controlPathFor, serveControl } from './control.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
 
@@ -28,6 +28,8 @@ export function workerExecArgv(entry: string): string[] {
 /** SuperviseExtras lets `netplex run` and `netplex dev` adjust the supervisor. */
 export interface SuperviseExtras {
   logDestination?: NodeJS.WritableStream;
+  defaults?: Record<string, unknown>;
+  workerStderrLine?: (line: string) => void;
   backoff?: SupervisorOptions['backoff'];
   /** Called once the supervisor serves, with it (netplex dev attaches its watcher here). */
   onStarted?: (sup: Supervisor) => void | Promise<void>;
@@ -52,6 +54,8 @@ export async function supervise(
     execArgv: workerExecArgv(entry),
     ...(extras.logDestination ? { logDestination: extras.logDestination } : {}),
     ...(extras.backoff ? { backoff: extras.backoff } : {}),
+    ...(extras.defaults ? { defaults: extras.defaults } : {}),
+    ...(extras.workerStderrLine ? { workerStderrLine: extras.workerStderrLine } : {}),
   });
 
   let config: ReturnType<Supervisor['loadConfiguration']>;
@@ -113,7 +117,7 @@ export async function supervise(
 function fail(err: unknown): Promise<never> {
   const e = err as Error & { code?: string };
   const message = e.message ?? String(err);
-  const code = e.code === 'MPX_ERR_CONFIG' || e.code === 'MPX_ERR_CONFIG_FILE' ? 2 : 1;
+  const code = isConfigurationError(e) ? 2 : 1;
   process.stderr.write(`netplex: ${message}\n`);
   if (process.env[daemonEnv] === '1' && process.send) {
     // The command that started this daemon prints the reason to the user.

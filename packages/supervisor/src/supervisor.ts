@@ -18,6 +18,7 @@ import {
   type NetplexLogger,
   type OptionsShape,
   pairPortSpecs,
+  removeStaleUnixSocket,
   resolveBindTargets,
   type ServerConfig,
   serverOptions,
@@ -53,6 +54,10 @@ export interface SupervisorOptions {
   backoff?: { initialMs: number; maxMs: number; stableMs: number };
   /** Extra environment for workers. */
   workerEnv?: NodeJS.ProcessEnv;
+  /** Defaults below the server's own defaultValues() (netplex dev shortens drain_timeout). */
+  defaults?: Record<string, unknown>;
+  /** Takes each line a worker writes on stderr; inherited when unset. */
+  workerStderrLine?: (line: string) => void;
 }
 
 /** SupervisorStatus is what `netplex status` shows. */
@@ -120,7 +125,7 @@ export class Supervisor {
       constructor: server.args,
       argv,
       run: runArgs,
-      defaults: server.defaultValues(),
+      defaults: { ...this.#opts.defaults, ...server.defaultValues() },
       cwd: cwd ?? process.cwd(),
     });
     return config as unknown as Readonly<ServerConfig>;
@@ -148,7 +153,7 @@ export class Supervisor {
           );
       }
       this.#targets = await resolveBindTargets(pairPortSpecs(this.config));
-      this.#bindNew(this.#targets);
+      await this.#bindNew(this.#targets);
       const worker = this.#fork();
       this.#addresses = await worker.start(
         this.#targets,
@@ -239,7 +244,7 @@ export class Supervisor {
     try {
       config = this.loadConfiguration();
       targets = await resolveBindTargets(pairPortSpecs(config));
-      for (const key of this.#bindNew(targets)) added.push(key);
+      for (const key of await this.#bindNew(targets)) added.push(key);
     } catch (err) {
       return this.#reloadFailed(err, began);
     }
@@ -247,7 +252,7 @@ export class Supervisor {
     const removed = [...this.#held.keys()].filter((k) => !keep.has(k));
     // Targets that were bound with port 0 keep their real port: take the held target's.
     const effective = targets.map((t) => this.#held.get(t.key)?.target ?? t);
-    const worker = this.#fork();
+    const worker = this.#fork(config);
     try {
       this.#addresses = await worker.start(
         effective,
@@ -294,11 +299,13 @@ export class Supervisor {
   }
 
   /** bindNew binds the targets not held yet and returns their keys. */
-  #bindNew(targets: BindTarget[]): string[] {
+  async #bindNew(targets: BindTarget[]): Promise<string[]> {
     const added: string[] = [];
     try {
       for (const target of targets) {
         if (!isPassable(target) || this.#held.has(target.key)) continue;
+        // A socket file left by a dead server is replaced; one a live server answers on is an error.
+        if ('path' in target) await removeStaleUnixSocket(target.path, target.label);
         const handle = createListenHandle(target);
         const port = 'port' in target && target.port === 0 ? handlePort(handle) : undefined;
         const held = port === undefined ? target : ({ ...target, port } as BindTarget);
@@ -306,7 +313,7 @@ export class Supervisor {
         added.push(target.key);
       }
     } catch (err) {
-      for (const key of added) void this.#release(key);
+      for (const key of added) await this.#release(key);
       throw err;
     }
     return added;
@@ -325,10 +332,18 @@ export class Supervisor {
     return out;
   }
 
-  #fork(): WorkerProcess {
-    const { entry, argv, execArgv, workerEnv } = this.#opts;
-    const ids = resolveIds(this.config);
-    return new WorkerProcess({ entry, argv, execArgv, env: workerEnv, uid: ids.uid, gid: ids.gid });
+  #fork(config: Readonly<ServerConfig> = this.config): WorkerProcess {
+    const { entry, argv, execArgv, workerEnv, workerStderrLine } = this.#opts;
+    const ids = resolveIds(config);
+    return new WorkerProcess({
+      entry,
+      argv,
+      execArgv,
+      env: workerEnv,
+      uid: ids.uid,
+      gid: ids.gid,
+      onStderrLine: workerStderrLine,
+    });
   }
 
   /** adopt makes `worker` the current one and watches it for a crash or an endloop. */

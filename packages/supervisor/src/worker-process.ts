@@ -3,6 +3,7 @@
  * a time (each acknowledged), wait for ready, and retire, stop or kill it.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import {
   type BindTarget,
   isNetplexMessage,
@@ -32,7 +33,12 @@ export interface ForkOptions {
   env?: NodeJS.ProcessEnv;
   uid?: number | undefined;
   gid?: number | undefined;
+  /** Takes the worker's stderr line by line (netplex dev pretty-prints it); inherited when unset. */
+  onStderrLine?: ((line: string) => void) | undefined;
 }
+
+/** The bootstrap every worker runs: it loads the entry and reports a failure to load it. */
+const workerMain = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
 /** WorkerProcess is one forked worker, as the supervisor sees it. */
 export class WorkerProcess {
@@ -53,14 +59,30 @@ export class WorkerProcess {
   #onReady: ((addresses: ListenAddress[]) => void) | undefined;
 
   constructor(opts: ForkOptions) {
-    this.child = fork(opts.entry, opts.argv, {
+    this.child = fork(workerMain, [opts.entry, ...opts.argv], {
       execArgv: opts.execArgv,
       env: { ...process.env, ...opts.env, [workerEnv]: '1' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', opts.onStderrLine ? 'pipe' : 'inherit', 'ipc'],
+      // Its own process group: Ctrl-C at a terminal reaches the supervisor only, which then stops
+      // the worker in order (close hooks run) instead of both dying at once.
+      detached: true,
       ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
       ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
     this.pid = this.child.pid ?? -1;
+    const onLine = opts.onStderrLine;
+    if (onLine && this.child.stderr) {
+      let partial = '';
+      this.child.stderr.setEncoding('utf8');
+      this.child.stderr.on('data', (chunk: string) => {
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) onLine(line);
+      });
+      this.child.stderr.on('end', () => {
+        if (partial) onLine(partial);
+      });
+    }
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.state = 'exited';

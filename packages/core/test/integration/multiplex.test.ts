@@ -169,6 +169,46 @@ describe('the client flow', () => {
   });
 });
 
+describe('reverse lookups', () => {
+  it('knows the peer host name before postAcceptHook, and allow/deny rules match it', async () => {
+    const seen: Array<string | undefined> = [];
+    class Named extends Echo {
+      override postAcceptHook(client: Client): void {
+        seen.push(client.peerhost);
+      }
+    }
+    const { port } = await startServer(new Named({ ...local, reverse_lookups: true, allow: ['localhost'] }));
+    const ok = await TestClient.connect({ port, host: '127.0.0.1' });
+    ok.send('named');
+    await ok.waitFor('named');
+    expect(seen).toEqual(['localhost']);
+    ok.destroy();
+
+    const denied = new Recorder({ ...local, reverse_lookups: 'double', deny: ['localhost'] });
+    const { port: p2 } = await startServer(denied);
+    const c = await TestClient.connect({ port: p2, host: '127.0.0.1' });
+    await c.waitClosed();
+    expect(c.text).toBe('Go away!\n');
+  });
+});
+
+describe('logging', () => {
+  it('routes every log line to writeToLogHook when the server defines it', async () => {
+    const lines: Array<[number, string]> = [];
+    class Routed extends Echo {
+      override writeToLogHook(level: 0 | 1 | 2 | 3 | 4, message: string): void {
+        lines.push([level, message]);
+      }
+    }
+    const srv = new Routed({ port: ['127.0.0.1:0'], log_level: 2 });
+    await srv.start({ argv: [] });
+    srv.log(1, 'custom warning');
+    await srv.close();
+    expect(lines).toContainEqual([1, 'custom warning']);
+    expect(lines.some(([level, m]) => level === 2 && m.startsWith('Binding to 127.0.0.1:'))).toBe(true);
+  });
+});
+
 describe('async hooks', () => {
   it('delivers input that arrives during a pending hook after it, while other clients are served', async () => {
     const gate = deferred();

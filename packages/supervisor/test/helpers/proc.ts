@@ -24,10 +24,16 @@ export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters = new Set<() => void>();
 
-  constructor(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+  constructor(
+    cmd: string,
+    args: string[],
+    opts: { env?: NodeJS.ProcessEnv; cwd?: string; detached?: boolean } = {},
+  ) {
     this.child = spawn(cmd, args, {
       env: { ...process.env, ...opts.env },
       cwd: opts.cwd,
+      // detached: its own process group, as a shell gives a foreground job (for group signals).
+      detached: opts.detached ?? false,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let partial = '';
@@ -128,6 +134,7 @@ export async function startTagged(
     behaviour?: Record<string, unknown>;
     env?: NodeJS.ProcessEnv;
     via?: 'tsx' | 'netplex';
+    detached?: boolean;
   } = {},
 ): Promise<{ proc: Proc; port: number; dir: string; behaviourFile: string; pidFile: string }> {
   const dir = opts.dir ?? tempDir();
@@ -141,9 +148,11 @@ export async function startTagged(
     opts.via === 'netplex'
       ? new Proc(process.execPath, [netplexBin, 'run', ...entryArgs], {
           env: { NETPLEX_FIXTURE: behaviourFile, ...opts.env },
+          detached: opts.detached ?? false,
         })
       : new Proc(process.execPath, ['--import', 'tsx', ...entryArgs], {
           env: { NETPLEX_FIXTURE: behaviourFile, ...opts.env },
+          detached: opts.detached ?? false,
         });
   const serving = await proc.waitLog(
     (l) => String(l.msg).includes('serving with worker'),

@@ -1,6 +1,7 @@
 /**
  * The supervisor as a user runs it: real processes, real signals, real sockets on loopback.
  */
+import dgram from 'node:dgram';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -47,6 +48,41 @@ async function waitGone(pid: number, what: string, ms = 10_000): Promise<void> {
     if (Date.now() > deadline) throw new Error(`${what} (pid ${pid}) still alive after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** greetUnix connects to a unix socket and returns the first line. */
+function greetUnix(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ path });
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`no greeting on ${path} within 10 s`)), 10_000);
+    s.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('\n')) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(buf.slice(0, buf.indexOf('\n')));
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
+/** udpAsk sends one datagram and resolves with the reply. */
+function udpAsk(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      reject(new Error(`no udp reply from port ${port} within 10 s`));
+    }, 10_000);
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m.toString());
+    });
+    s.send(text, port, '127.0.0.1');
+  });
 }
 
 /** waitForFileLine waits (bounded) until a JSON log file has a line whose msg contains `needle`. */
@@ -255,6 +291,43 @@ describe('reload', () => {
   });
 });
 
+describe('unix and udp listeners', () => {
+  it('replaces a stale unix socket, reports every listener, and reloads unix and udp ports', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'chat.sock');
+    // A server killed with SIGKILL leaves its socket file behind.
+    const dead = new Proc(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`,
+    ]);
+    await dead.until(() => dead.stdout.includes('up'), 'the doomed server to listen');
+    dead.child.kill('SIGKILL');
+    await dead.waitExit();
+    const probe = dgram.createSocket('udp4');
+    await new Promise<void>((r) => probe.bind(0, '127.0.0.1', r));
+    const udpPort = probe.address().port;
+    probe.close();
+
+    const { behaviourFile, pidFile } = await startTagged(
+      ['--port=127.0.0.1:0', `--port=${path}|unix`, `--port=127.0.0.1:${udpPort}/udp`, '--pid_file={pid}'],
+      { dir },
+    );
+    const ports = (await statusJson(pidFile)).ports as Array<Record<string, unknown>>;
+    expect(ports).toContainEqual({ proto: 'unix', path });
+    expect(ports).toContainEqual({ proto: 'udp', address: '127.0.0.1', port: udpPort, family: 4 });
+
+    const viaUnix = await greetUnix(path);
+    expect(viaUnix).toBe('hello from v1');
+    expect(await udpAsk(udpPort, 'ping\n')).toBe('v1 ping\n');
+
+    behaviour(behaviourFile, { tag: 'v2' });
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    expect(await greetUnix(path)).toBe('hello from v2');
+    expect(await udpAsk(udpPort, 'ping\n')).toBe('v2 ping\n');
+  });
+});
+
 describe('reload limits', () => {
   it('kills a new worker that is not ready within ready_timeout; the old one keeps serving', async () => {
     const { proc, port, behaviourFile, pidFile } = await startTagged([
@@ -365,6 +438,19 @@ describe('crashes', () => {
 });
 
 describe('signals', () => {
+  it('Ctrl-C (SIGINT to the process group) stops the worker in order: its close hooks run', async () => {
+    const { proc, port, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}'], {
+      detached: true,
+    });
+    const workerPid = (await statusJson(pidFile)).worker_pid as number;
+    const { socket } = await greet(port);
+    process.kill(-proc.pid, 'SIGINT');
+    expect((await proc.waitExit()).code).toBe(0);
+    expect(proc.lines.some((l) => l.pid === workerPid && l.msg === 'Server closing!')).toBe(true);
+    await waitGone(workerPid, 'the worker');
+    socket.destroy();
+  });
+
   it('SIGQUIT stops accepting, serves live connections until they close, then exits', async () => {
     const { proc, port } = await startTagged(['--port=127.0.0.1:0', '--drain_timeout=30']);
     const live = await greet(port);
