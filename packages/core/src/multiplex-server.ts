@@ -345,15 +345,16 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       const handle = handles?.get(listener.target.key);
       if (handle !== undefined) {
         await adoptListener(listener, handle, { onConnection: (s) => this.#onConnection(s, listener) });
-      } else {
-        await bindListener(listener, {
-          backlog: this.config.listen,
-          onConnection: (s) => this.#onConnection(s, listener),
-          onDatagram: (msg, rinfo) => this.#onDatagram(msg, rinfo, listener),
-          // Under the supervisor, udp ports are the worker's own; a new worker shares them with the old.
-          reuseAddr: handles !== undefined,
-        });
+        this.log(3, `Listening on ${listener.label} (bound by the supervisor)`, { listener: listener.label });
+        continue;
       }
+      await bindListener(listener, {
+        backlog: this.config.listen,
+        onConnection: (s) => this.#onConnection(s, listener),
+        onDatagram: (msg, rinfo) => this.#onDatagram(msg, rinfo, listener),
+        // Under the supervisor, udp ports are the worker's own; a new worker shares them with the old.
+        reuseAddr: handles !== undefined,
+      });
       this.log(2, `Binding to ${listener.label}`, { listener: listener.label });
     }
   }

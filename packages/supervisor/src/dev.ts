@@ -46,8 +46,11 @@ export function formatAddress(a: ListenAddress): string {
   return a.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-/** watchAndReload reloads `sup` whenever a watched file changes, one reload per burst of saves. */
-export function watchAndReload(sup: Supervisor, roots: string[]): () => Promise<void> {
+/**
+ * watchAndReload reloads `sup` whenever a watched file changes, one reload per burst of saves. It
+ * resolves once the watcher has read the tree (saves from then on are seen), with a close function.
+ */
+export async function watchAndReload(sup: Supervisor, roots: string[]): Promise<() => Promise<void>> {
   const watcher = watch(roots, { ignored: (p: string) => isIgnored(p), ignoreInitial: true });
   let timer: NodeJS.Timeout | undefined;
   const changed = new Set<string>();
@@ -62,6 +65,7 @@ export function watchAndReload(sup: Supervisor, roots: string[]): () => Promise<
     }, SETTLE_MS);
   };
   watcher.on('add', onChange).on('change', onChange).on('unlink', onChange);
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return async () => {
     clearTimeout(timer);
     await watcher.close();
@@ -77,15 +81,15 @@ export function devSupervise(server: AnyMultiplexServer, runArgs: Record<string,
     logDestination: createPrettyStream(process.stderr, colorize),
     defaults: devDefaults,
     workerStderrLine: (line) => process.stderr.write(prettify(line)),
-    onStarted: (sup) => {
+    onStarted: async (sup) => {
       const roots = [packageDirOf(entry)];
       if (sup.config.conf_file) roots.push(sup.config.conf_file);
+      const close = await watchAndReload(sup, roots);
+      void sup.stopped.then(close);
       sup.logger.log(
         2,
         `listening on ${sup.addresses.map(formatAddress).join(', ')}; watching ${roots.join(', ')}`,
       );
-      const close = watchAndReload(sup, roots);
-      void sup.stopped.then(close);
     },
   });
 }

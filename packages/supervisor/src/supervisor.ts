@@ -291,8 +291,9 @@ export class Supervisor {
     const e = err as Error & { code?: string };
     const message = e.message ?? String(err);
     this.lastReloadError = message;
+    // The message says what and where (file:line); a stack of the supervisor's own frames would not help.
     this.logger.log(0, `reload failed, the old worker keeps serving: ${message}`, {
-      err: e,
+      code: e.code,
       ms: Date.now() - began,
     });
     return { ok: false, error: message, code: e.code ?? 'SUP_ERR_WORKER_FAILED' };
