@@ -418,7 +418,21 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     const timer = setTimeout(() => {
       for (const s of sessions) s.client.destroy();
     }, ms);
-    await Promise.all(sessions.map((s) => s.closed));
+    // A close hook that never settles must not hold the server open forever: bounded at twice `ms`.
+    let giveUp: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(sessions.map((s) => s.closed)),
+      new Promise<void>((resolve) => {
+        giveUp = setTimeout(() => {
+          this.log(
+            1,
+            `${sessions.filter((s) => s.client.phase !== 'closed').length} connections did not finish closing`,
+          );
+          resolve();
+        }, 2 * ms);
+      }),
+    ]);
+    clearTimeout(giveUp);
     clearTimeout(timer);
   }
 

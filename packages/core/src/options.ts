@@ -19,7 +19,15 @@ export const flag = () =>
     return v;
   }, z.boolean());
 
-const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/**
+ * number coerces text to a number, except that empty text is not 0 (`--log_level=` is a mistake,
+ * not a request for level 0).
+ */
+export const number = () =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? Number.NaN : v), z.coerce.number());
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  number().pipe(z.number().int().min(min).max(max));
 
 /** A port given in code as an object, as Net::Server accepts a hashref. */
 export const portObjectSchema = z.strictObject({
@@ -115,9 +123,8 @@ export const serverOptions = {
   group: z.string().min(1).optional().describe('group (name or gid) the worker runs as when started as root'),
   background: flag().default(false).describe('detach from the terminal once bound'),
   setsid: flag().default(false).describe('detach and start a new session once bound'),
-  check_for_dequeue: z.coerce
-    .number()
-    .positive()
+  check_for_dequeue: number()
+    .pipe(z.number().positive())
     .optional()
     .describe('seconds between runDequeue() calls')
     .meta({ type: 'seconds' }),
@@ -130,15 +137,13 @@ export const serverOptions = {
     .default(8 * 1024 * 1024)
     .describe('bytes of unsent output a client may hold before it is disconnected')
     .meta({ type: 'bytes' }),
-  drain_timeout: z.coerce
-    .number()
-    .min(0)
+  drain_timeout: number()
+    .pipe(z.number().min(0))
     .default(30)
     .describe('seconds a retired worker serves its live connections before closing them')
     .meta({ type: 'seconds' }),
-  ready_timeout: z.coerce
-    .number()
-    .positive()
+  ready_timeout: number()
+    .pipe(z.number().positive())
     .default(30)
     .describe('seconds a new worker has to load and start listening before it is killed')
     .meta({ type: 'seconds' }),

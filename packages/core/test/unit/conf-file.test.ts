@@ -146,7 +146,8 @@ describe('readConfFile', () => {
     expect((caught as Error).cause).toBeDefined();
   });
 
-  if (process.getuid?.() === 0) console.warn('skipped: an unreadable conf_file cannot be tested as root, who can read any file');
+  if (process.getuid?.() === 0)
+    console.warn('skipped: an unreadable conf_file cannot be tested as root, who can read any file');
   it.skipIf(process.getuid?.() === 0)('an unreadable file throws ConfigFileError', () => {
     const file = join(dir, 'secret.conf');
     writeFileSync(file, 'user nobody\n', { mode: 0o000 });

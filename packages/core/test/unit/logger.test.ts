@@ -255,7 +255,8 @@ describe('createLogger with log_file', () => {
     );
   });
 
-  if (process.getuid?.() === 0) console.warn('skipped: a non-writable log directory cannot be tested as root, who can write anywhere');
+  if (process.getuid?.() === 0)
+    console.warn('skipped: a non-writable log directory cannot be tested as root, who can write anywhere');
   it.skipIf(process.getuid?.() === 0)('throws LogFileError when the directory is not writable', () => {
     const dir = join(tempDir(), 'ro');
     mkdirSync(dir, { mode: 0o500 });

@@ -50,6 +50,19 @@ async function waitGone(pid: number, what: string, ms = 10_000): Promise<void> {
   }
 }
 
+/** freePrivilegedPort finds a port below 1024 that nothing listens on here. */
+async function freePrivilegedPort(): Promise<number> {
+  for (let port = 900; port < 1024; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port between 900 and 1023');
+}
+
 /** greetUnix connects to a unix socket and returns the first line. */
 function greetUnix(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -519,8 +532,9 @@ describe('background', () => {
 });
 
 describe.runIf(process.getuid?.() === 0)('privileges (as root)', () => {
-  it('runs the worker as user and group while the supervisor binds', async () => {
-    const { port } = await startTagged(['--port=127.0.0.1:0', '--user=nobody', '--group=nogroup']);
+  it('runs the worker as user and group, on a privileged port the supervisor bound', async () => {
+    const port = await freePrivilegedPort();
+    await startTagged([`--port=127.0.0.1:${port}`, '--user=nobody', '--group=nogroup']);
     const { socket } = await greet(port);
     const answer = await ask(socket, 'whoami');
     const nobody = readFileSync('/etc/passwd', 'utf8').match(/^nobody:[^:]*:(\d+):(\d+):/m)!;
