@@ -22,6 +22,16 @@ function metaType(schema: AnySchema): string | undefined {
 }
 
 /**
+ * typedSideOf picks the side of a pipe that says what the option takes: what comes out of it
+ * (z.preprocess(fn, s) is pipe(transform, s), and a.pipe(b) checks b last), except for
+ * s.transform(fn), which is pipe(s, transform) and takes what s takes.
+ */
+function typedSideOf(def: Record<string, unknown>): AnySchema {
+  const output = def.out as AnySchema;
+  return defOf(output).type === 'transform' ? (def.in as AnySchema) : output;
+}
+
+/**
  * innerSchema strips defaults, optionals and preprocessing to the schema a value is checked
  * against: the element of interest for help and error messages.
  */
@@ -32,9 +42,7 @@ export function innerSchema(schema: AnySchema): AnySchema {
     if (WRAPPERS.has(def.type)) {
       current = def.innerType as AnySchema;
     } else if (def.type === 'pipe') {
-      // z.preprocess(fn, s) is pipe(transform, s): the type is s. s.transform(fn) is pipe(s, transform).
-      const input = def.in as AnySchema;
-      current = defOf(input).type === 'transform' ? (def.out as AnySchema) : input;
+      current = typedSideOf(def);
     } else {
       return current;
     }
@@ -68,8 +76,7 @@ function labelOrInner(schema: AnySchema): { label?: string; inner: AnySchema } {
     if (WRAPPERS.has(def.type)) {
       current = def.innerType as AnySchema;
     } else if (def.type === 'pipe') {
-      const input = def.in as AnySchema;
-      current = defOf(input).type === 'transform' ? (def.out as AnySchema) : input;
+      current = typedSideOf(def);
     } else {
       return { inner: current };
     }
