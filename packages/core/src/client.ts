@@ -31,10 +31,12 @@ export interface ClientInfo {
   sockport: number;
   /** The listener's label, e.g. `127.0.0.1:20203/tcp`. */
   listener: string;
+  /** When the connection was accepted (kept across a migration); now by default. */
+  connectedAt?: Date;
 }
 
 /** ClientPhase is where a connection is in the client flow. */
-export type ClientPhase = 'accepting' | 'connected' | 'eof' | 'closing' | 'closed';
+export type ClientPhase = 'accepting' | 'connected' | 'eof' | 'migrating' | 'closing' | 'closed';
 
 /** Client is one connection (or, for UDP, one datagram's sender) and the server's state for it. */
 export class Client<S = Record<string, unknown>> {
@@ -77,7 +79,7 @@ export class Client<S = Record<string, unknown>> {
     this.sockaddr = info.sockaddr;
     this.sockport = info.sockport;
     this.listener = info.listener;
-    this.connectedAt = new Date();
+    this.connectedAt = info.connectedAt ?? new Date();
     this.#transport = transport;
     this.#rootLog = log;
     this.#onWrite = onWrite;
@@ -92,9 +94,30 @@ export class Client<S = Record<string, unknown>> {
     return this.#log;
   }
 
+  /**
+   * movable says whether a reload may move this connection to the new worker (reload_mode migrate);
+   * set it to false for a connection that must finish on the code that started it (it is drained).
+   */
+  movable = true;
+
+  /** Output written while the connection is being moved: the new worker sends it first. */
+  #held: Buffer[] = [];
+
   /** open is true until the connection starts closing; writes after that are dropped. */
   get open(): boolean {
-    return this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof';
+    return (
+      this.phase === 'accepting' ||
+      this.phase === 'connected' ||
+      this.phase === 'eof' ||
+      this.phase === 'migrating'
+    );
+  }
+
+  /** @internal takeHeldOutput returns (and forgets) what was written while the connection was moving. */
+  takeHeldOutput(): Buffer {
+    const out = Buffer.concat(this.#held);
+    this.#held = [];
+    return out;
   }
 
   /** outputLength is the number of bytes written to this client and not yet sent. */
@@ -108,6 +131,11 @@ export class Client<S = Record<string, unknown>> {
     const buf =
       typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (buf.length === 0) return true;
+    if (this.phase === 'migrating') {
+      // The socket is on its way to the new worker: keep the bytes in order for it to send.
+      this.#held.push(buf);
+      return true;
+    }
     this.#transport.write(buf);
     this.#onWrite(this);
     return this.open;

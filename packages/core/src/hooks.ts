@@ -17,6 +17,9 @@ export const processHooks = [
   ['restartCloseHook', 'restart_close_hook'],
   ['fatalHook', 'fatal_hook'],
   ['runDequeue', 'run_dequeue'],
+  // netplex's own, for reloads that migrate connections (no Perl counterpart):
+  ['serverFreeze', '-'],
+  ['serverThaw', '-'],
 ] as const;
 
 /** clientHooks are the per-connection hooks, in the order of the seed's CLIENT PROCESSING. */
@@ -30,6 +33,9 @@ export const clientHooks = [
   ['muxEof', 'mux_eof'],
   ['postProcessRequestHook', 'post_process_request_hook'],
   ['muxClose', 'mux_close'],
+  // netplex's own, for reloads that migrate connections (no Perl counterpart):
+  ['muxFreeze', '-'],
+  ['muxThaw', '-'],
 ] as const;
 
 /** ProcessHookName is one of the server-wide hook names. */
@@ -41,7 +47,8 @@ export type HookName = ProcessHookName | ClientHookName;
 
 /** perlNameOf gives the Net::Server name of a hook, for logs and docs. */
 export function perlNameOf(hook: HookName): string {
-  for (const [name, perl] of [...processHooks, ...clientHooks]) if (name === hook) return perl;
+  for (const [name, perl] of [...processHooks, ...clientHooks])
+    if (name === hook && perl !== '-') return perl;
   return hook;
 }
 

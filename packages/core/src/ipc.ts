@@ -23,6 +23,11 @@ export type SupervisorMessage =
       restarting: boolean;
       /** How long the worker has to get ready; it reports start-up hooks that hang. */
       readyTimeoutMs: number;
+      /**
+       * Connections will migrate from the worker being replaced: hold new connections (they wait,
+       * unnumbered) until `netplex:server-state` brings the old worker's counter.
+       */
+      migrate?: boolean;
     }
   /** A listen handle for `key`, sent with the message. The worker answers `netplex:ack`. */
   | { type: 'netplex:handle'; seq: number; key: string }
@@ -35,7 +40,17 @@ export type SupervisorMessage =
   /** Ask for live figures; answered by `netplex:status` with `ack` = seq. */
   | { type: 'netplex:status'; seq: number }
   /** Reopen log files (logrotate, SIGUSR1). */
-  | { type: 'netplex:reopen-logs' };
+  | { type: 'netplex:reopen-logs' }
+  /** To the old worker: stop accepting and move every movable connection out, then drain the rest. */
+  | { type: 'netplex:migrate'; drainTimeoutMs: number }
+  /** To the new worker: the old worker's server-level state (null when it has none to give). */
+  | { type: 'netplex:server-state'; data: FrozenServer | null }
+  /** To the new worker: one connection, its socket handle sent with the message. */
+  | { type: 'netplex:conn'; seq: number; conn: FrozenConnection }
+  /** To the old worker: whether the new worker took connection `seq`. */
+  | { type: 'netplex:conn-ack'; seq: number; ok: boolean; error?: string }
+  /** To the old worker: the new one failed; accept again on the handles just sent. */
+  | { type: 'netplex:resume' };
 
 /** WorkerStatus is what a worker reports about itself. */
 export interface WorkerStatus {
@@ -54,7 +69,43 @@ export type WorkerMessage =
   /** The server called endloop(): the whole server stops, as in Perl. */
   | { type: 'netplex:endloop' }
   /** Start-up failed; the worker exits after sending this. */
-  | { type: 'netplex:fatal'; message: string; code?: string };
+  | { type: 'netplex:fatal'; message: string; code?: string }
+  /** From the old worker during a migration; relayed to the new one. */
+  | { type: 'netplex:server-state'; data: FrozenServer | null }
+  | { type: 'netplex:conn'; seq: number; conn: FrozenConnection }
+  /** From the new worker: it took (or could not take) connection `seq`. */
+  | { type: 'netplex:conn-ack'; seq: number; ok: boolean; error?: string }
+  /** From the old worker: the migration is over; what moved, what stays to drain. */
+  | { type: 'netplex:migrated'; migrated: number; drained: number; failed: number; ms: number };
+
+/** FrozenServer is the server-level state that moves with a migration. */
+export interface FrozenServer {
+  /** The connection counter, so that numbers are never reused. */
+  requests: number;
+  /** What the server's serverFreeze() returned. */
+  custom: unknown;
+}
+
+/** FrozenConnection is everything about one connection that moves to the new worker, but its socket. */
+export interface FrozenConnection {
+  id: number;
+  proto: 'tcp' | 'unix';
+  peeraddr: string;
+  peerport: number;
+  sockaddr: string;
+  sockport: number;
+  listener: string;
+  peerhost: string | undefined;
+  connectedAt: number;
+  /** Input read by the old worker and not consumed, base64. */
+  input: string;
+  /** Output written while the connection was moving, base64: the new worker sends it first. */
+  output: string;
+  /** Milliseconds left on the connection's timeout, or null. */
+  timeoutMs: number | null;
+  /** What muxFreeze() returned (by default the client's state). */
+  state: unknown;
+}
 
 /** NetplexMessage is any message of the protocol. */
 export type NetplexMessage = SupervisorMessage | WorkerMessage;

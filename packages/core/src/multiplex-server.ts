@@ -8,17 +8,17 @@
  * address and costs that one connection, never the server.
  */
 import type dgram from 'node:dgram';
-import type net from 'node:net';
+import net from 'node:net';
 import type { z } from 'zod';
 import { createAccessControl, doubleReverseLookup } from './access.js';
-import { Client, type Transport } from './client.js';
+import { Client, type ClientInfo, type Transport } from './client.js';
 import { loadConfig } from './config.js';
 import { formatUserError } from './error-format.js';
 import { HookError, isConfigurationError, LimitError, MultiplexError, ServerClosedError } from './errors.js';
 import { formatHelp } from './help.js';
 import { type ClientHookName, isPromiseLike, type ProcessHookName } from './hooks.js';
 import type { InputBuffer } from './input.js';
-import { type WorkerStatus, workerEnv } from './ipc.js';
+import { type FrozenConnection, type FrozenServer, type WorkerStatus, workerEnv } from './ipc.js';
 import { adoptListener, bindListener, closeListener, Listener, type ListenerAddress } from './listeners.js';
 import { createLogger, type LogLevel, type NetplexLogger } from './logger.js';
 import { Mux, type MuxTarget } from './mux.js';
@@ -28,7 +28,7 @@ import { findSupervisor, inProcessEnv } from './supervise.js';
 import { runWorker } from './worker.js';
 
 /** ServerState is where a server is in its life. */
-export type ServerState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+export type ServerState = 'new' | 'starting' | 'running' | 'migrating' | 'closing' | 'closed';
 
 /** StartOptions are what `start()` takes besides the constructor's arguments. */
 export interface StartOptions {
@@ -46,6 +46,26 @@ export interface StartOptions {
   targets?: readonly BindTarget[];
   /** True when this start replaces a previous server (runs restartOpenHook). */
   restarting?: boolean;
+  /**
+   * True when connections will migrate in from the server this one replaces: new connections wait,
+   * unnumbered, until `thawServer()` brings that server's connection counter.
+   */
+  migrating?: boolean;
+}
+
+/** MigrationCounts says how a migration went, for logs and status. */
+export interface MigrationCounts {
+  migrated: number;
+  drained: number;
+  failed: number;
+  ms: number;
+}
+
+/** MigrationChannel is how migrateOut() hands the server state and each connection to the new worker. */
+export interface MigrationChannel {
+  state(data: FrozenServer): Promise<void>;
+  /** Sends one connection with its socket handle; resolves true once the new worker has it. */
+  conn(frozen: FrozenConnection, handle: unknown): Promise<boolean>;
 }
 
 /** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
@@ -105,6 +125,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #closing: Promise<void> | undefined;
   /** Called when the last connection closes, while draining. */
   #onIdle: (() => void) | undefined;
+  /** Connections accepted while waiting for a migrating server's counter (see StartOptions.migrating). */
+  #parked: Array<{ socket: net.Socket; listener: Listener }> | undefined;
   #resolveDone!: () => void;
   /** done resolves once the server has closed, by endloop(), close() or a signal. */
   readonly done: Promise<void> = new Promise((resolve) => {
@@ -151,6 +173,15 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   /** runDequeue runs every check_for_dequeue seconds. */
   runDequeue(): MaybePromise<void> {}
   /**
+   * serverFreeze returns the server-level state that moves to the new worker on a migrating reload
+   * (JSON-serializable). The connection counter moves by itself.
+   */
+  serverFreeze(): MaybePromise<unknown> {
+    return undefined;
+  }
+  /** serverThaw receives, in the new worker, what serverFreeze returned in the old one. */
+  serverThaw(_data: unknown): MaybePromise<void> {}
+  /**
    * writeToLogHook, when a server defines it, receives every log line instead of log_file or stderr
    * (Net::Server's write_to_log_hook and log_function).
    */
@@ -170,6 +201,20 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   abstract muxInput(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
   /** muxTimeout runs when a timeout set with `mux.setTimeout` expires. */
   muxTimeout(_mux: Mux<S>, _target: Client<S> | Listener): MaybePromise<void> {}
+  /**
+   * muxFreeze returns what moves of a client's state when a reload migrates it (JSON-serializable);
+   * by default, `client.state`.
+   */
+  muxFreeze(_mux: Mux<S>, client: Client<S>): MaybePromise<unknown> {
+    return client.state;
+  }
+  /**
+   * muxThaw runs in the new worker for a migrated client, instead of muxConnection (which ran once,
+   * in the old worker); by default it restores `client.state` from what muxFreeze returned.
+   */
+  muxThaw(_mux: Mux<S>, client: Client<S>, state: unknown): MaybePromise<void> {
+    client.state = state as S;
+  }
   /** muxEof runs once when the client is done writing, with the input muxInput left. */
   muxEof(_mux: Mux<S>, _client: Client<S>, _input: InputBuffer): MaybePromise<void> {}
   /** postProcessRequestHook runs after muxEof, just before muxClose. */
@@ -267,6 +312,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   async start(options: StartOptions = {}): Promise<this> {
     if (this.#state !== 'new') throw new ServerClosedError(`start() in state ${this.#state}`);
     this.#state = 'starting';
+    if (options.migrating) this.#parked = [];
     try {
       await this.#hook('configureHook');
       this.#configure(options);
@@ -473,6 +519,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   // ---------------------------------------------------------------- client flow
 
   #onConnection(socket: net.Socket, listener: Listener): void {
+    if (this.#parked) {
+      // A migration is under way: number this connection once the old worker's counter is here.
+      this.#parked.push({ socket, listener });
+      return;
+    }
     if (this.#state !== 'running') {
       socket.destroy();
       return;
@@ -487,6 +538,27 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     }
     this.requests++;
     const isUnix = listener.proto === 'unix';
+    const session = this.#createSession(socket, {
+      id: this.requests,
+      proto: isUnix ? 'unix' : 'tcp',
+      peeraddr: isUnix ? '' : unmapIPv4(socket.remoteAddress ?? ''),
+      peerport: isUnix ? 0 : (socket.remotePort ?? 0),
+      sockaddr: isUnix ? listener.label : unmapIPv4(socket.localAddress ?? ''),
+      sockport: isUnix ? 0 : (socket.localPort ?? 0),
+      listener: listener.label,
+    });
+    const { client } = session;
+    this.log(3, `CONNECT ${client.proto.toUpperCase()} Peer: "[${client.peeraddr}]:${client.peerport}"`, {
+      conn: client.id,
+      peer: client.peeraddr,
+      peerport: client.peerport,
+      listener: listener.label,
+    });
+    this.#enqueue(session, () => this.#runAccept(session));
+  }
+
+  /** createSession makes the client of a stream socket and wires the socket's events to the client flow. */
+  #createSession(socket: net.Socket, info: ClientInfo): Session<S> {
     const transport: Transport = {
       write: (data) => {
         socket.write(data);
@@ -509,20 +581,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         return socket.writableLength;
       },
     };
-    const client = new Client<S>(
-      {
-        id: this.requests,
-        proto: isUnix ? 'unix' : 'tcp',
-        peeraddr: isUnix ? '' : unmapIPv4(socket.remoteAddress ?? ''),
-        peerport: isUnix ? 0 : (socket.remotePort ?? 0),
-        sockaddr: isUnix ? listener.label : unmapIPv4(socket.localAddress ?? ''),
-        sockport: isUnix ? 0 : (socket.localPort ?? 0),
-        listener: listener.label,
-      },
-      transport,
-      this.logger.pino,
-      (c) => this.#checkOutput(c),
-    );
+    const client = new Client<S>(info, transport, this.logger.pino, (c) => this.#checkOutput(c));
     let resolveClosed!: () => void;
     const closed = new Promise<void>((resolve) => {
       resolveClosed = resolve;
@@ -553,13 +612,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       });
     });
     socket.on('close', () => this.#enqueue(session, () => this.#runClose(session)));
-    this.log(3, `CONNECT ${client.proto.toUpperCase()} Peer: "[${client.peeraddr}]:${client.peerport}"`, {
-      conn: client.id,
-      peer: client.peeraddr,
-      peerport: client.peerport,
-      listener: listener.label,
-    });
-    this.#enqueue(session, () => this.#runAccept(session));
+    return session;
   }
 
   #onData(session: Session<S>, chunk: Buffer): void {
@@ -761,6 +814,204 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     client.destroy();
   }
 
+  // ---------------------------------------------------------------- migration
+
+  /**
+   * migrateOut, in the worker a reload replaces, stops accepting and moves every movable connection
+   * to the new worker through `channel`: its socket, unread input, output written meanwhile, timeout
+   * and state. Exactly once: reading stops before the input is taken, and the socket's own output
+   * reaches the kernel before the socket moves. A connection the new worker does not take stays
+   * here and goes on being served. What does not move is left for retire() to drain.
+   */
+  async migrateOut(channel: MigrationChannel): Promise<MigrationCounts> {
+    const began = Date.now();
+    if (this.#state !== 'running') throw new ServerClosedError(`migrateOut() in state ${this.#state}`);
+    this.#state = 'migrating';
+    await Promise.all(this.#listeners.map((l) => closeListener(l)));
+    await channel.state({ requests: this.requests, custom: await this.serverFreeze() });
+    const counts: MigrationCounts = { migrated: 0, drained: 0, failed: 0, ms: 0 };
+    for (const session of [...this.#sessions.values()]) {
+      const frozen = await this.#freeze(session);
+      if (!frozen) {
+        counts.drained++;
+        continue;
+      }
+      let ok = false;
+      try {
+        ok = await channel.conn(frozen, (session.socket as unknown as { _handle: unknown })._handle);
+      } catch {
+        ok = false;
+      }
+      if (ok) {
+        this.#release(session);
+        counts.migrated++;
+      } else {
+        this.#unfreeze(session);
+        counts.failed++;
+      }
+    }
+    counts.ms = Date.now() - began;
+    return counts;
+  }
+
+  /**
+   * resumeAccepting, after a migration the new worker could not finish, makes this worker accept
+   * again on handles the supervisor passed anew.
+   */
+  async resumeAccepting(handles: ReadonlyMap<string, unknown>): Promise<void> {
+    for (const listener of this.#listeners) {
+      const handle = handles.get(listener.target.key);
+      if (handle !== undefined) {
+        await adoptListener(listener, handle, { onConnection: (s) => this.#onConnection(s, listener) });
+      }
+    }
+    this.#state = 'running';
+  }
+
+  /** thawServer, in the new worker, takes the old worker's server-level state and numbers the waiting connections. */
+  async thawServer(data: FrozenServer | null): Promise<void> {
+    if (data) {
+      this.requests = Math.max(this.requests, data.requests);
+      try {
+        await this.serverThaw(data.custom);
+      } catch (err) {
+        this.#logHookError(new HookError('serverThaw', err));
+      }
+    }
+    const parked = this.#parked ?? [];
+    this.#parked = undefined;
+    for (const { socket, listener } of parked) this.#onConnection(socket, listener);
+  }
+
+  /** adoptConnection, in the new worker, serves a connection that migrated from the old one. */
+  adoptConnection(frozen: FrozenConnection, handle: unknown): void {
+    const socket = new net.Socket({
+      handle,
+      readable: true,
+      writable: true,
+      allowHalfOpen: true,
+    } as net.SocketConstructorOpts);
+    const session = this.#createSession(socket, {
+      id: frozen.id,
+      proto: frozen.proto,
+      peeraddr: frozen.peeraddr,
+      peerport: frozen.peerport,
+      sockaddr: frozen.sockaddr,
+      sockport: frozen.sockport,
+      listener: frozen.listener,
+      connectedAt: new Date(frozen.connectedAt),
+    });
+    const { client } = session;
+    client.peerhost = frozen.peerhost;
+    client.accepted = true;
+    client.phase = 'connected';
+    this.#clients.add(client);
+    this.requests = Math.max(this.requests, frozen.id);
+    // What the old worker wrote while the socket was moving goes out before anything written here.
+    const output = Buffer.from(frozen.output, 'base64');
+    if (output.length > 0) socket.write(output);
+    const input = Buffer.from(frozen.input, 'base64');
+    if (input.length > 0) client.input.append(input);
+    if (frozen.timeoutMs !== null) this.#setTimeout(client, frozen.timeoutMs / 1000);
+    this.#enqueue(session, () => {
+      session.hook = 'muxThaw';
+      return this.muxThaw(this.mux, client, frozen.state);
+    });
+    if (client.input.length > 0) {
+      session.inputQueued = true;
+      session.queue.push(session.runInput);
+    }
+  }
+
+  /** freeze stops a connection and takes what moves of it; undefined when it cannot move (it drains). */
+  async #freeze(session: Session<S>): Promise<FrozenConnection | undefined> {
+    const { client, socket } = session;
+    const handle = (socket as unknown as { _handle?: { readStop?: () => number } } | undefined)?._handle;
+    if (!socket || !handle?.readStop || !client.movable || client.phase !== 'connected' || session.failed) {
+      return undefined;
+    }
+    // A hook in progress finishes here first (bounded): the state it leaves is the state that moves.
+    if (!(await this.#settled(session, 2000))) return undefined;
+    client.phase = 'migrating';
+    socket.pause();
+    handle.readStop();
+    // What the stream read ahead is input the old worker owns: it moves with the connection.
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+      client.input.append(chunk);
+    }
+    const flushed = socket.writableLength === 0 || (await waitDrained(socket, 2000));
+    if (!flushed || client.phase !== 'migrating' || session.queue.length > 0) {
+      this.#unfreeze(session);
+      return undefined;
+    }
+    const timer = this.#timers.get(client);
+    let state: unknown;
+    try {
+      state = await this.muxFreeze(this.mux, client);
+    } catch (err) {
+      this.#logHookError(new HookError('muxFreeze', err), client);
+      this.#unfreeze(session);
+      return undefined;
+    }
+    return {
+      id: client.id,
+      proto: client.proto === 'unix' ? 'unix' : 'tcp',
+      peeraddr: client.peeraddr,
+      peerport: client.peerport,
+      sockaddr: client.sockaddr,
+      sockport: client.sockport,
+      listener: client.listener,
+      peerhost: client.peerhost,
+      connectedAt: client.connectedAt.getTime(),
+      input: client.input.bytes().toString('base64'),
+      output: client.takeHeldOutput().toString('base64'),
+      timeoutMs: timer ? Math.max(0, timer.at - Date.now()) : null,
+      state,
+    };
+  }
+
+  /** unfreeze puts a connection that did not move back to work here. */
+  #unfreeze(session: Session<S>): void {
+    const { client, socket } = session;
+    if (client.phase === 'migrating') client.phase = 'connected';
+    const held = client.takeHeldOutput();
+    if (held.length > 0) client.write(held);
+    (socket as unknown as { _handle?: { readStart?: () => number } } | undefined)?._handle?.readStart?.();
+    socket?.resume();
+    if (client.input.length > 0 && !session.inputQueued) {
+      session.inputQueued = true;
+      this.#enqueue(session, session.runInput);
+    }
+  }
+
+  /** release forgets a connection that now lives in the new worker, closing only this process's descriptor. */
+  #release(session: Session<S>): void {
+    const { client, socket } = session;
+    this.#clearTimeout(client);
+    this.#clients.delete(client);
+    this.#sessions.delete(client);
+    client.input.clear();
+    client.phase = 'closed';
+    if (socket) {
+      socket.removeAllListeners();
+      socket.on('error', () => {});
+      // The new worker holds the socket now: closing this descriptor sends nothing to the peer.
+      socket.destroy();
+    }
+    session.resolveClosed();
+    if (this.#sessions.size === 0) this.#onIdle?.();
+  }
+
+  /** settled waits until a connection has no hook running or queued, up to `ms`. */
+  async #settled(session: Session<S>, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (session.busy || session.queue.length > 0) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return true;
+  }
+
   // ---------------------------------------------------------------- UDP
 
   #onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, listener: Listener): void {
@@ -846,6 +1097,21 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       return this.muxTimeout(this.mux, target);
     });
   }
+}
+
+/** waitDrained resolves true once a socket has handed all its output to the kernel, false after `ms`. */
+function waitDrained(socket: net.Socket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.off('drain', onDrain);
+      resolve(false);
+    }, ms);
+    const onDrain = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    socket.once('drain', onDrain);
+  });
 }
 
 /** unmapIPv4 shows an IPv4 client of a dual-stack socket as plain IPv4 (127.0.0.1, not ::ffff:127.0.0.1). */

@@ -142,6 +142,12 @@ export const serverOptions = {
     .default(30)
     .describe('seconds a retired worker serves its live connections before closing them')
     .meta({ type: 'seconds' }),
+  reload_mode: z
+    .enum(['migrate', 'drain'])
+    .default('migrate')
+    .describe(
+      'on reload, move live connections to the new worker (migrate) or let the old one finish them (drain)',
+    ),
   ready_timeout: number()
     .pipe(z.number().positive())
     .default(30)

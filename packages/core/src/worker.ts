@@ -10,10 +10,10 @@ import { isNetplexMessage, type SupervisorMessage, type WorkerMessage } from './
 import type { AnyMultiplexServer } from './multiplex-server.js';
 import type { BindTarget } from './port-spec.js';
 
-function send(message: WorkerMessage): Promise<void> {
-  return new Promise((resolve) => {
+function send(message: WorkerMessage, handle?: unknown): Promise<void> {
+  return new Promise((resolve, reject) => {
     if (!process.connected || !process.send) resolve();
-    else process.send(message, undefined, {}, () => resolve());
+    else process.send(message, handle as never, {}, (err) => (err ? reject(err) : resolve()));
   });
 }
 
@@ -24,6 +24,9 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     const handles = new Map<string, unknown>();
     let started = false;
     let leaving = false;
+    /** Acknowledgements awaited for connections sent during a migration out, by seq. */
+    const acks = new Map<number, (ok: boolean) => void>();
+    let migrationSeq = 0;
 
     // Exit for real once the last message is out: a user's timer or socket must not keep a
     // retired worker alive (the supervisor would wait for its exit).
@@ -53,6 +56,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           targets: msg.targets as BindTarget[],
           handles,
           restarting: msg.restarting,
+          migrating: msg.migrate ?? false,
         });
       } catch (err) {
         const e = err as Error & { code?: string };
@@ -99,10 +103,56 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
         case 'netplex:reopen-logs':
           server.logger?.reopen();
           return;
+        // The worker being replaced, migrating its connections out.
+        case 'netplex:migrate':
+          void migrateOut();
+          return;
+        case 'netplex:conn-ack':
+          acks.get(m.seq)?.(m.ok);
+          acks.delete(m.seq);
+          return;
+        case 'netplex:resume':
+          // The new worker failed: accept again on the handles the supervisor just sent.
+          void server.resumeAccepting(handles);
+          return;
+        // The new worker, taking them in.
+        case 'netplex:server-state':
+          void server.thawServer(m.data);
+          return;
+        case 'netplex:conn':
+          try {
+            server.adoptConnection(m.conn, handle);
+            void send({ type: 'netplex:conn-ack', seq: m.seq, ok: true });
+          } catch (err) {
+            // The old worker keeps the connection; this copy of the descriptor goes.
+            (handle as { close?: () => void } | undefined)?.close?.();
+            void send({ type: 'netplex:conn-ack', seq: m.seq, ok: false, error: (err as Error).message });
+          }
+          return;
         default:
           return;
       }
       if (start && !started && start.handleKeys.every((k) => handles.has(k))) void begin(start);
+    };
+
+    // Moving out: the state, then each connection, one acknowledged send at a time. The supervisor
+    // then says whether to retire (drain what stayed) or, if the new worker failed, resume.
+    const migrateOut = async () => {
+      const counts = await server.migrateOut({
+        state: (data) => send({ type: 'netplex:server-state', data }),
+        conn: (conn, h) => {
+          const seq = ++migrationSeq;
+          const acked = new Promise<boolean>((res) => acks.set(seq, res));
+          return send({ type: 'netplex:conn', seq, conn }, h).then(
+            () => acked,
+            () => {
+              acks.delete(seq);
+              return false;
+            },
+          );
+        },
+      });
+      await send({ type: 'netplex:migrated', ...counts });
     };
 
     // The supervisor is gone (even SIGKILL closes the channel): stop accepting, close, exit. No orphans.

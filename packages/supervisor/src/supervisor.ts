@@ -12,8 +12,10 @@ import {
   type AnyMultiplexServer,
   type BindTarget,
   createLogger,
+  isNetplexMessage,
   type ListenAddress,
   loadConfig,
+  type MigrationCounts,
   type MultiplexServer,
   type NetplexLogger,
   type OptionsShape,
@@ -22,6 +24,7 @@ import {
   resolveBindTargets,
   type ServerConfig,
   serverOptions,
+  type WorkerMessage,
 } from '@netplex/core';
 import { SupervisorError } from './errors.js';
 import { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
@@ -33,7 +36,7 @@ export type SupervisorState = 'starting' | 'running' | 'stopping' | 'stopped';
 
 /** ReloadResult is the outcome of one reload. */
 export type ReloadResult =
-  | { ok: true; ms: number; workerPid: number }
+  | { ok: true; ms: number; workerPid: number; migration?: MigrationCounts }
   | { ok: false; error: string; code: string };
 
 /** SupervisorOptions describe what to run and how. */
@@ -69,6 +72,8 @@ export interface SupervisorStatus {
   reloads: number;
   last_reload_ms: number | null;
   last_reload_error: string | null;
+  /** What the last migrating reload moved: migrated, drained, failed connections and its ms. */
+  last_migration: MigrationCounts | null;
   connections: number | null;
   requests: number | null;
   ports: ListenAddress[];
@@ -90,6 +95,8 @@ export class Supervisor {
   restarts = 0;
   lastReloadMs: number | null = null;
   lastReloadError: string | null = null;
+  /** What the last migrating reload moved. */
+  lastMigration: MigrationCounts | null = null;
 
   readonly #opts: SupervisorOptions;
   readonly #backoff: { initialMs: number; maxMs: number; stableMs: number };
@@ -197,6 +204,7 @@ export class Supervisor {
       reloads: this.reloads,
       last_reload_ms: this.lastReloadMs,
       last_reload_error: this.lastReloadError,
+      last_migration: this.lastMigration,
       connections: live?.connections ?? null,
       requests: live?.requests ?? null,
       ports: this.#addresses,
@@ -252,6 +260,7 @@ export class Supervisor {
     const removed = [...this.#held.keys()].filter((k) => !keep.has(k));
     // Targets that were bound with port 0 keep their real port: take the held target's.
     const effective = targets.map((t) => this.#held.get(t.key)?.target ?? t);
+    const migrate = config.reload_mode === 'migrate' && old !== undefined && old.state !== 'exited';
     const worker = this.#fork(config);
     try {
       this.#addresses = await worker.start(
@@ -259,18 +268,35 @@ export class Supervisor {
         this.#passable(keep),
         true,
         config.ready_timeout * 1000,
+        migrate,
       );
     } catch (err) {
       worker.kill();
       for (const key of added) await this.#release(key);
       return this.#reloadFailed(err, began);
     }
+    const startMs = Date.now() - began;
+    let migration: MigrationCounts | undefined;
+    if (migrate) {
+      const outcome = await this.#migrate(old, worker, config, this.#passable(keep));
+      migration = outcome.counts;
+      if (!outcome.ok) {
+        for (const key of added) await this.#release(key);
+        return this.#reloadFailed(
+          new SupervisorError(
+            'SUP_ERR_WORKER_FAILED',
+            `the new worker ${worker.pid} failed during the migration`,
+          ),
+          began,
+        );
+      }
+    }
     this.config = config;
     this.#targets = effective;
     this.#adopt(worker);
-    // Only now does the old worker stop accepting: the new one already accepts on every port.
     if (old && old.state !== 'exited') {
-      old.retire(config.drain_timeout * 1000);
+      // Only now does the old worker stop accepting (drain), or finish what did not move (migrate).
+      if (!migrate) old.retire(config.drain_timeout * 1000);
       this.#retiring.add(old);
       void old.exited.then(async () => {
         this.#retiring.delete(old);
@@ -283,8 +309,107 @@ export class Supervisor {
     this.reloads++;
     this.lastReloadMs = ms;
     this.lastReloadError = null;
-    this.logger.log(2, `reloaded in ${ms} ms`, { worker: worker.pid, retired: old?.pid, ms });
-    return { ok: true, ms, workerPid: worker.pid };
+    this.lastMigration = migration ?? null;
+    this.logger.log(2, `reloaded in ${ms} ms`, {
+      worker: worker.pid,
+      retired: old?.pid,
+      ms,
+      mode: migrate ? 'migrate' : 'drain',
+      start_ms: startMs,
+      ...(migration
+        ? {
+            migrated: migration.migrated,
+            drained: migration.drained,
+            failed: migration.failed,
+            migrate_ms: migration.ms,
+          }
+        : {}),
+    });
+    return { ok: true, ms, workerPid: worker.pid, ...(migration ? { migration } : {}) };
+  }
+
+  /**
+   * migrate moves the old worker's connections into the new one, relaying the server state and
+   * each socket handle (raw, so that the supervisor never reads from it) and the acknowledgements.
+   * If the new worker dies meanwhile, the connections still in the old worker stay there and it
+   * accepts again; `ok` is then false.
+   */
+  #migrate(
+    old: WorkerProcess,
+    neu: WorkerProcess,
+    config: Readonly<ServerConfig>,
+    handles: Map<string, ListenHandle>,
+  ): Promise<{ ok: boolean; counts: MigrationCounts }> {
+    return new Promise((resolve) => {
+      const pending = new Set<number>();
+      let newDead = neu.state === 'exited';
+      let sentState = false;
+      let finished = false;
+      const nack = (seq: number) =>
+        void old.send({ type: 'netplex:conn-ack', seq, ok: false }).catch(() => {});
+      const closeCopy = (h: unknown) => (h as { close?: () => void } | undefined)?.close?.();
+      const finish = async (counts: MigrationCounts) => {
+        if (finished) return;
+        finished = true;
+        old.child.off('message', fromOld);
+        neu.child.off('message', fromNew);
+        if (newDead && old.state !== 'exited') {
+          // The connections that did not move stay with the old worker, which accepts again.
+          try {
+            await old.sendHandles(handles);
+            await old.send({ type: 'netplex:resume' });
+          } catch {}
+          resolve({ ok: false, counts });
+          return;
+        }
+        if (old.state !== 'exited') old.retire(config.drain_timeout * 1000);
+        resolve({ ok: !newDead, counts });
+      };
+      const fromOld = (msg: unknown, handle?: unknown) => {
+        if (!isNetplexMessage(msg)) return;
+        const m = msg as WorkerMessage;
+        if (m.type === 'netplex:server-state') {
+          sentState = true;
+          if (!newDead) void neu.send(m).catch(() => {});
+        } else if (m.type === 'netplex:conn') {
+          if (newDead) {
+            closeCopy(handle);
+            nack(m.seq);
+            return;
+          }
+          pending.add(m.seq);
+          // Once the message is out, the descriptor travels in it: the supervisor's copy can go.
+          neu.send(m, handle).then(
+            () => closeCopy(handle),
+            () => {
+              closeCopy(handle);
+              if (pending.delete(m.seq)) nack(m.seq);
+            },
+          );
+        } else if (m.type === 'netplex:migrated') {
+          void finish({ migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms });
+        }
+      };
+      const fromNew = (msg: unknown) => {
+        if (!isNetplexMessage(msg)) return;
+        const m = msg as WorkerMessage;
+        if (m.type === 'netplex:conn-ack' && pending.delete(m.seq)) void old.send(m).catch(() => {});
+      };
+      void neu.exited.then(() => {
+        newDead = true;
+        for (const seq of pending) nack(seq);
+        pending.clear();
+      });
+      void old.exited.then(() => {
+        // The old worker is gone: the new one must not wait for its counter any longer.
+        if (!sentState && !newDead)
+          void neu.send({ type: 'netplex:server-state', data: null }).catch(() => {});
+        void finish({ migrated: 0, drained: 0, failed: 0, ms: 0 });
+      });
+      old.child.on('message', fromOld);
+      neu.child.on('message', fromNew);
+      void old.send({ type: 'netplex:migrate', drainTimeoutMs: config.drain_timeout * 1000 }).catch(() => {});
+    });
   }
 
   #reloadFailed(err: unknown, began: number): ReloadResult {

@@ -134,7 +134,8 @@ export class WorkerProcess {
     }
   }
 
-  #send(msg: SupervisorMessage, handle?: ListenHandle): Promise<void> {
+  /** send sends one message, with a handle when given; it rejects once the worker is gone. */
+  send(msg: SupervisorMessage, handle?: unknown): Promise<void> {
     return new Promise((resolve, reject) => {
       if (!this.child.connected) {
         reject(new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} is gone`));
@@ -156,7 +157,7 @@ export class WorkerProcess {
           reject(new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} exited`));
       });
     });
-    return this.#send(make(seq), handle).then(() => reply);
+    return this.send(make(seq), handle).then(() => reply);
   }
 
   /**
@@ -168,6 +169,7 @@ export class WorkerProcess {
     handles: ReadonlyMap<string, ListenHandle>,
     restarting: boolean,
     readyTimeoutMs: number,
+    migrate = false,
   ): Promise<ListenAddress[]> {
     let timer: NodeJS.Timeout | undefined;
     const failed = new Promise<never>((_, reject) => {
@@ -196,24 +198,32 @@ export class WorkerProcess {
     });
     const handOver = async () => {
       await this.#hello;
-      await this.#send({
+      await this.send({
         type: 'netplex:start',
         targets,
         handleKeys: [...handles.keys()],
         restarting,
         readyTimeoutMs,
+        migrate,
       });
-      // One handle at a time, each acknowledged before the next (Node's NODE_HANDLE_ACK discipline).
-      // The supervisor keeps its own copy of every handle open; the worker owns the copy it got.
-      for (const [key, handle] of handles) {
-        await this.#request((seq) => ({ type: 'netplex:handle', seq, key }), handle);
-      }
+      await this.sendHandles(handles);
       return ready;
     };
     try {
       return await Promise.race([handOver(), failed]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * sendHandles passes listen handles one at a time, each acknowledged before the next (Node's
+   * NODE_HANDLE_ACK discipline). The supervisor keeps its own copy of every handle open; the worker
+   * owns the copy it got.
+   */
+  async sendHandles(handles: ReadonlyMap<string, ListenHandle>): Promise<void> {
+    for (const [key, handle] of handles) {
+      await this.#request((seq) => ({ type: 'netplex:handle', seq, key }), handle);
     }
   }
 
@@ -243,24 +253,24 @@ export class WorkerProcess {
   /** retire tells the worker to stop accepting and drain (a reload replaced it). */
   retire(drainTimeoutMs: number): void {
     this.state = 'retiring';
-    this.#send({ type: 'netplex:retire', drainTimeoutMs }).catch(() => {});
+    this.send({ type: 'netplex:retire', drainTimeoutMs }).catch(() => {});
   }
 
   /** quit tells the worker to stop accepting, drain, and exit (SIGQUIT). */
   quit(drainTimeoutMs: number): void {
     this.state = 'retiring';
-    this.#send({ type: 'netplex:quit', drainTimeoutMs }).catch(() => {});
+    this.send({ type: 'netplex:quit', drainTimeoutMs }).catch(() => {});
   }
 
   /** stop tells the worker to close everything and exit. */
   stop(): void {
     this.state = 'retiring';
-    this.#send({ type: 'netplex:stop' }).catch(() => {});
+    this.send({ type: 'netplex:stop' }).catch(() => {});
   }
 
   /** reopenLogs tells the worker to reopen its log file. */
   reopenLogs(): void {
-    this.#send({ type: 'netplex:reopen-logs' }).catch(() => {});
+    this.send({ type: 'netplex:reopen-logs' }).catch(() => {});
   }
 
   /** kill ends the worker with a signal (SIGKILL by default). */

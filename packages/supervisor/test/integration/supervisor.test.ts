@@ -218,10 +218,39 @@ describe('netplex run', () => {
 });
 
 describe('reload', () => {
-  it('on SIGHUP, serves new connections with the new code while old connections keep being served', async () => {
+  it('migrates live connections by default: the same connection goes on in the new code', async () => {
     const { proc, port, behaviourFile, pidFile } = await startTagged([
       '--port=127.0.0.1:0',
       '--pid_file={pid}',
+    ]);
+    const old = await greet(port);
+    expect(old.line).toBe('hello from v1');
+    let extra = '';
+    old.socket.on('data', (d: Buffer) => {
+      extra += d.toString();
+    });
+    behaviour(behaviourFile, { tag: 'v2' });
+    const before = proc.lines.length;
+    proc.child.kill('SIGHUP');
+    const done = await proc.waitLog(
+      (l) => String(l.msg).startsWith('reloaded in'),
+      'the reload',
+      20_000,
+      before,
+    );
+    expect(done).toMatchObject({ mode: 'migrate', migrated: 1, drained: 0, failed: 0 });
+    expect(await ask(old.socket, 'moved?')).toBe('v2 moved?');
+    // muxConnection ran once, in the old worker: no second greeting on the moved connection.
+    expect(extra).toBe('v2 moved?\n');
+    expect((await statusJson(pidFile)).last_migration).toMatchObject({ migrated: 1, drained: 0, failed: 0 });
+    old.socket.destroy();
+  });
+
+  it('with reload_mode drain, serves new connections with the new code while old connections stay on the old', async () => {
+    const { proc, port, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--reload_mode=drain',
     ]);
     const old = await greet(port);
     expect(old.line).toBe('hello from v1');

@@ -3,8 +3,13 @@
  * streaming sequence-numbered bytes, reloads in a row cause no refused connection, no reset, no lost
  * or corrupted byte, and every persistent connection stays alive.
  *
+ * Both reload modes: drain (old connections finish on the old worker) and migrate (they move to
+ * the new one, mid-stream, with a trickle of one byte a millisecond so that bytes land inside the
+ * handoff window; muxConnection must run once per connection).
+ *
  * Size: NETPLEX_STRESS_RELOADS (default 20), NETPLEX_STRESS_PERSISTENT (default 10),
- * NETPLEX_STRESS_CHURN (concurrent connecting clients, default 4).
+ * NETPLEX_STRESS_CHURN (concurrent connecting clients, default 4), NETPLEX_STRESS_MODES
+ * (default "drain,migrate").
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -15,6 +20,7 @@ import { fixture, Proc } from '../helpers/proc.js';
 const RELOADS = Number(process.env.NETPLEX_STRESS_RELOADS ?? 20);
 const PERSISTENT = Number(process.env.NETPLEX_STRESS_PERSISTENT ?? 10);
 const CHURN = Number(process.env.NETPLEX_STRESS_CHURN ?? 4);
+const MODES = (process.env.NETPLEX_STRESS_MODES ?? 'drain,migrate').split(',') as Array<'drain' | 'migrate'>;
 
 interface Tally {
   connects: number;
@@ -35,8 +41,22 @@ class Streamer {
   #stopped = false;
   #onProgress: (() => void) | undefined;
 
-  constructor(port: number) {
+  #trickle: NodeJS.Timeout | undefined;
+
+  /** With `trickle`, one byte a millisecond instead of chunks: bytes keep arriving during every handoff. */
+  constructor(port: number, trickle = false) {
     this.socket = net.connect({ port, host: '127.0.0.1' });
+    if (trickle) {
+      this.socket.on('connect', () => {
+        this.#trickle = setInterval(() => {
+          if (this.#stopped || !this.alive) return;
+          const byte = Buffer.from([this.#seq++ % 251]);
+          this.#expected = Buffer.concat([this.#expected, byte]);
+          this.sent++;
+          this.socket.write(byte);
+        }, 1);
+      });
+    }
     this.socket.on('data', (d: Buffer) => this.#check(d));
     this.socket.on('error', (err) => {
       this.error ??= `error ${err.message}`;
@@ -47,7 +67,7 @@ class Streamer {
       if (!this.#stopped) this.error ??= 'closed by the server';
       this.#onProgress?.();
     });
-    this.socket.on('connect', () => this.#next());
+    if (!trickle) this.socket.on('connect', () => this.#next());
   }
 
   #next(): void {
@@ -68,13 +88,14 @@ class Streamer {
     }
     this.#expected = this.#expected.subarray(d.length);
     this.verified += d.length;
-    if (this.#expected.length === 0) setImmediate(() => this.#next());
+    if (this.#expected.length === 0 && !this.#trickle) setImmediate(() => this.#next());
     this.#onProgress?.();
   }
 
   /** stop ends the stream; `drained` then resolves once everything sent has come back. */
   stop(): void {
     this.#stopped = true;
+    clearInterval(this.#trickle);
   }
 
   /** drained resolves once every byte sent has come back (or the stream failed), bounded by `ms`. */
@@ -134,7 +155,7 @@ function oneShot(port: number, tally: Tally): Promise<void> {
   });
 }
 
-describe('reload under load', () => {
+describe.each(MODES)('reload under load, reload_mode %s', (mode) => {
   it(`${RELOADS} reloads in a row: no refused connection, no reset, no lost byte, every persistent connection alive`, async () => {
     const proc = new Proc(process.execPath, [
       '--import',
@@ -142,6 +163,7 @@ describe('reload under load', () => {
       fixture('echo.ts'),
       '--port=127.0.0.1:0',
       '--drain_timeout=600',
+      `--reload_mode=${mode}`,
       '--log_level=2',
     ]);
     const serving = await proc.waitLog(
@@ -150,7 +172,10 @@ describe('reload under load', () => {
     );
     const port = (serving.ports as Array<{ port: number }>)[0]!.port;
 
-    const streamers = Array.from({ length: PERSISTENT }, () => new Streamer(port));
+    const streamers = Array.from(
+      { length: PERSISTENT },
+      (_, i) => new Streamer(port, mode === 'migrate' && i === 0),
+    );
     const tally: Tally = { connects: 0, refused: 0, resets: 0, failures: [] };
     let churning = true;
     const churn = Array.from({ length: CHURN }, async () => {
@@ -168,6 +193,11 @@ describe('reload under load', () => {
         before,
       );
       expect(done.msg, `reload ${i + 1}`).toMatch(/^reloaded in/);
+      if (mode === 'migrate') {
+        // Every persistent connection moves; a churning one caught half-closed drains instead.
+        expect(done, `reload ${i + 1}`).toMatchObject({ failed: 0 });
+        expect(done.migrated as number, `reload ${i + 1} migrated`).toBeGreaterThanOrEqual(PERSISTENT);
+      }
       workers.add(done.worker as number);
     }
     churning = false;
@@ -176,6 +206,13 @@ describe('reload under load', () => {
     await Promise.all(streamers.map((s, i) => s.drained(`persistent client ${i} to get all its bytes back`)));
 
     expect(workers.size).toBe(RELOADS);
+    // muxConnection ran exactly once for every connection, wherever the connection went.
+    const connected = proc.lines.filter((l) => l.msg === 'muxConnection').map((l) => l.conn as number);
+    expect(connected.length).toBeGreaterThanOrEqual(PERSISTENT + tally.connects);
+    if (mode === 'migrate') {
+      // The counter moves with the connections: numbers are never reused.
+      expect(new Set(connected).size, 'connection numbers are never reused').toBe(connected.length);
+    }
     expect(tally.connects).toBeGreaterThan(RELOADS);
     expect({ refused: tally.refused, resets: tally.resets, failures: tally.failures.slice(0, 5) }).toEqual({
       refused: 0,
