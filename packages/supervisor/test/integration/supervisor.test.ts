@@ -333,6 +333,67 @@ describe('reload', () => {
   });
 });
 
+describe('migration', () => {
+  it('keeps every connection with the old worker when the new one dies mid-migration', async () => {
+    const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const conns = [await greet(port), await greet(port), await greet(port)];
+    behaviour(behaviourFile, { tag: 'v2', dieOnThaw: 1 });
+    const bad = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await bad.waitExit(30_000)).code).toBe(1);
+    expect(bad.stderr).toContain('failed during the migration');
+    for (const [i, c] of conns.entries()) expect(await ask(c.socket, `still ${i}`)).toBe(`v1 still ${i}`);
+    // The old worker accepts again.
+    const fresh = await greet(port);
+    expect(fresh.line).toBe('hello from v1');
+    for (const c of [...conns, fresh]) c.socket.destroy();
+  });
+
+  it('drains a connection marked not movable while the others migrate', async () => {
+    const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const pinned = await greet(port);
+    expect(await ask(pinned.socket, 'pin')).toBe('v1 pinned');
+    const free = await greet(port);
+    behaviour(behaviourFile, { tag: 'v2' });
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    expect(await ask(pinned.socket, 'where?')).toBe('v1 where?');
+    expect(await ask(free.socket, 'where?')).toBe('v2 where?');
+    expect((await statusJson(pidFile)).last_migration).toMatchObject({ migrated: 1, drained: 1, failed: 0 });
+    pinned.socket.destroy();
+    free.socket.destroy();
+  });
+
+  it('moves a connection with a large unsent output once the old worker has handed it to the kernel', async () => {
+    const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const { socket } = await greet(port);
+    const size = 4 * 1024 * 1024;
+    let got = Buffer.alloc(0);
+    const received = new Promise<void>((resolve) => {
+      socket.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= size) resolve();
+      });
+    });
+    socket.pause();
+    socket.write(`big ${size}\n`);
+    behaviour(behaviourFile, { tag: 'v2' });
+    const reload = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    // The client reads again a little later: the old worker's output drains and the socket moves.
+    setTimeout(() => socket.resume(), 300);
+    expect((await reload.waitExit(30_000)).code, reload.stderr).toBe(0);
+    await received;
+    const expected = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) expected[i] = i % 251;
+    expect(got.subarray(0, size).equals(expected)).toBe(true);
+    expect((await statusJson(pidFile)).last_migration).toMatchObject({ migrated: 1, failed: 0 });
+    got = Buffer.alloc(0);
+    socket.write('after\n');
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    expect(got.toString()).toBe('v2 after\n');
+    socket.destroy();
+  });
+});
+
 describe('unix and udp listeners', () => {
   it('replaces a stale unix socket, reports every listener, and reloads unix and udp ports', async () => {
     const dir = tempDir();
