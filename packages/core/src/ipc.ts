@@ -41,6 +41,8 @@ export type SupervisorMessage =
   | { type: 'netplex:status'; seq: number }
   /** Reopen log files (logrotate, SIGUSR1). */
   | { type: 'netplex:reopen-logs' }
+  /** To a spare worker (started ahead, its runtime loaded): load this entry and become the worker. */
+  | { type: 'netplex:load'; entry: string; argv: string[] }
   /** To the old worker: stop accepting and move every movable connection out, then drain the rest. */
   | { type: 'netplex:migrate'; drainTimeoutMs: number }
   /** To the new worker: the old worker's server-level state (null when it has none to give). */

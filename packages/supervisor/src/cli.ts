@@ -9,7 +9,7 @@ import { entryKey, formatHelp, isConfigurationError, serverOptions, superviseKey
 import { askControl, controlPathFor } from './control.js';
 import { SupervisorError } from './errors.js';
 import { readPidFile } from './pidfile.js';
-import { commandKey, isTypeScript, supervise } from './supervise.js';
+import { commandKey, isTypeScript, prewarm, supervise } from './supervise.js';
 import type { ReloadResult, SupervisorStatus } from './supervisor.js';
 
 const USAGE = `Usage:
@@ -87,6 +87,9 @@ async function runEntry(args: string[], mode: 'run' | 'dev'): Promise<void> {
     g[superviseKey] = devSupervise;
   } else {
     g[superviseKey] = supervise;
+    // The first worker's runtime loads while this process loads the entry (but not for --help,
+    // and not when daemonizing, where this process does not stay).
+    if (!options.some((o) => /^(-h|--help|--background|--setsid)(=|$)/.test(o))) prewarm(entry);
   }
   if (isTypeScript(entry)) {
     const { register } = await import('tsx/esm/api');

@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { type AnyMultiplexServer, isConfigurationError } from '@netplex/core';
 import { type ControlRequest, controlPathFor, serveControl } from './control.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
+import { WorkerProcess } from './worker-process.js';
 
 const daemonEnv = 'NETPLEX_DAEMON_CHILD';
 
@@ -26,6 +27,15 @@ export function workerExecArgv(entry: string): string[] {
 }
 
 /** SuperviseExtras lets `netplex run` and `netplex dev` adjust the supervisor. */
+/**
+ * prewarm starts a spare worker for `entry` while this process loads the entry itself, so that the
+ * two loads overlap (`netplex run` calls it first). supervise() takes it as its first worker.
+ */
+export function prewarm(entry: string): void {
+  (globalThis as Record<symbol, unknown>)[spareKey] = new WorkerProcess({ argv: [], execArgv: workerExecArgv(entry) });
+}
+const spareKey = Symbol.for('netplex.spare');
+
 export interface SuperviseExtras {
   logDestination?: NodeJS.WritableStream;
   defaults?: Record<string, unknown>;
@@ -46,6 +56,9 @@ export async function supervise(
 ): Promise<void> {
   const entry = realpathSync(process.argv[1] ?? '');
   const argv = process.argv.slice(2);
+  const g = globalThis as Record<symbol, unknown>;
+  const initialSpare = g[spareKey] as WorkerProcess | undefined;
+  g[spareKey] = undefined;
   const sup = new Supervisor({
     server,
     runArgs,
@@ -56,6 +69,7 @@ export async function supervise(
     ...(extras.backoff ? { backoff: extras.backoff } : {}),
     ...(extras.defaults ? { defaults: extras.defaults } : {}),
     ...(extras.workerStderrLine ? { workerStderrLine: extras.workerStderrLine } : {}),
+    ...(initialSpare ? { initialSpare } : {}),
   });
 
   let config: ReturnType<Supervisor['loadConfiguration']>;

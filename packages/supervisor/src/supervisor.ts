@@ -61,6 +61,10 @@ export interface SupervisorOptions {
   defaults?: Record<string, unknown>;
   /** Takes each line a worker writes on stderr; inherited when unset. */
   workerStderrLine?: (line: string) => void;
+  /** Keep a spare worker started ahead of time for fast reloads and restarts. Default: true. */
+  spare?: boolean;
+  /** A spare already started (by `netplex run`, while the entry loads). */
+  initialSpare?: WorkerProcess;
 }
 
 /** SupervisorStatus is what `netplex status` shows. */
@@ -104,6 +108,8 @@ export class Supervisor {
   #held = new Map<string, HeldSocket>();
   #targets: BindTarget[] = [];
   #worker: WorkerProcess | undefined;
+  /** A worker started ahead of time, its runtime loaded, waiting to be given the entry. */
+  #spare: WorkerProcess | undefined;
   /** Workers replaced by a reload that are still serving their last connections. */
   readonly #retiring = new Set<WorkerProcess>();
   #addresses: ListenAddress[] = [];
@@ -121,6 +127,7 @@ export class Supervisor {
   constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     this.#backoff = opts.backoff ?? { initialMs: 100, maxMs: 30_000, stableMs: 10_000 };
+    this.#spare = opts.initialSpare;
   }
 
   /** loadConfiguration resolves the configuration from every source; it throws a ConfigError when it is bad. */
@@ -171,12 +178,15 @@ export class Supervisor {
       this.#adopt(worker);
       if (this.config.pid_file) writePidFile(this.config.pid_file);
       this.state = 'running';
+      this.#prepareSpare();
       this.logger.log(2, `netplex supervisor ${process.pid} serving with worker ${worker.pid}`, {
         worker: worker.pid,
         ports: this.#addresses,
       });
     } catch (err) {
       this.#worker?.kill();
+      this.#spare?.kill();
+      this.#spare = undefined;
       await this.#closeAll();
       this.state = 'stopped';
       throw err;
@@ -325,6 +335,7 @@ export class Supervisor {
           }
         : {}),
     });
+    this.#prepareSpare();
     return { ok: true, ms, workerPid: worker.pid, ...(migration ? { migration } : {}) };
   }
 
@@ -413,6 +424,7 @@ export class Supervisor {
   }
 
   #reloadFailed(err: unknown, began: number): ReloadResult {
+    this.#prepareSpare();
     const e = err as Error & { code?: string };
     const message = e.message ?? String(err);
     this.lastReloadError = message;
@@ -461,6 +473,13 @@ export class Supervisor {
   #fork(config: Readonly<ServerConfig> = this.config): WorkerProcess {
     const { entry, argv, execArgv, workerEnv, workerStderrLine } = this.#opts;
     const ids = resolveIds(config);
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare && spare.state !== 'exited' && ids.uid === undefined && ids.gid === undefined) {
+      spare.load(entry, argv);
+      return spare;
+    }
+    spare?.kill();
     return new WorkerProcess({
       entry,
       argv,
@@ -469,6 +488,23 @@ export class Supervisor {
       uid: ids.uid,
       gid: ids.gid,
       onStderrLine: workerStderrLine,
+    });
+  }
+
+  /**
+   * prepareSpare starts the next worker ahead of time: Node, the loader and netplex's runtime load
+   * now, so that a reload or a restart pays only for loading the new code. Not when the worker runs
+   * as another user (the spare would have to be started with those ids).
+   */
+  #prepareSpare(): void {
+    if (this.state !== 'running' || this.#spare || this.#opts.spare === false) return;
+    const ids = resolveIds(this.config);
+    if (ids.uid !== undefined || ids.gid !== undefined) return;
+    const { execArgv, workerEnv, workerStderrLine } = this.#opts;
+    const spare = new WorkerProcess({ argv: [], execArgv, env: workerEnv, onStderrLine: workerStderrLine });
+    this.#spare = spare;
+    void spare.exited.then(() => {
+      if (this.#spare === spare) this.#spare = undefined;
     });
   }
 
@@ -514,6 +550,7 @@ export class Supervisor {
       );
       this.restarts++;
       this.logger.log(2, `worker ${worker.pid} restarted`, { worker: worker.pid });
+      this.#prepareSpare();
     } catch (err) {
       worker.kill();
       this.logger.log(0, `worker ${worker.pid} failed to start: ${(err as Error).message}`, {
@@ -541,6 +578,8 @@ export class Supervisor {
   async #doStop(graceful: boolean): Promise<void> {
     this.state = 'stopping';
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#spare?.kill();
+    this.#spare = undefined;
     await this.#reloading?.catch(() => {});
     const drainMs = graceful ? (this.config?.drain_timeout ?? 0) * 1000 : 0;
     const worker = this.#worker;

@@ -4,15 +4,33 @@
  * into one readable `netplex:fatal` message for the supervisor instead of a stack on stderr.
  *
  *   node [loader flags] worker-main.js ENTRY [server options...]
+ *   node [loader flags] worker-main.js            (a spare: waits for netplex:load)
  */
 import { pathToFileURL } from 'node:url';
-import { entryKey, formatUserError, type WorkerMessage } from '@netplex/core';
+import { entryKey, formatUserError, type SupervisorMessage, type WorkerMessage } from '@netplex/core';
 
-const [entry, ...options] = process.argv.slice(2);
-if (!entry) {
-  process.stderr.write('netplex worker: no entry given\n');
-  process.exit(2);
+/**
+ * A spare worker is started with no entry: it loads Node, the loader and netplex's runtime ahead of
+ * time, then waits for the supervisor to name the entry. A reload then pays only for the new code.
+ */
+function waitForLoad(): Promise<{ entry: string; options: string[] }> {
+  return new Promise((resolve) => {
+    const onMessage = (msg: unknown) => {
+      const m = msg as SupervisorMessage;
+      if (m?.type !== 'netplex:load') return;
+      process.off('message', onMessage);
+      process.off('disconnect', onDisconnect);
+      resolve({ entry: m.entry, options: m.argv });
+    };
+    // A spare whose supervisor is gone has nothing to do.
+    const onDisconnect = () => process.exit(0);
+    process.on('message', onMessage);
+    process.on('disconnect', onDisconnect);
+  });
 }
+
+const [first, ...rest] = process.argv.slice(2);
+const { entry, options } = first ? { entry: first, options: rest } : await waitForLoad();
 const url = pathToFileURL(entry).href;
 (globalThis as Record<symbol, unknown>)[entryKey] = url;
 process.argv = [process.argv[0]!, entry, ...options];

@@ -27,7 +27,8 @@ export interface WorkerExit {
 
 /** ForkOptions are what a worker is started with. */
 export interface ForkOptions {
-  entry: string;
+  /** The entry to run; without one the worker is a spare that waits for load(). */
+  entry?: string | undefined;
   argv: string[];
   execArgv: string[];
   env?: NodeJS.ProcessEnv;
@@ -49,7 +50,8 @@ export class WorkerProcess {
   endloop = false;
   /** fatal holds the worker's start-up error, when it sent one. */
   fatal: string | undefined;
-  readonly startedAt = Date.now();
+  /** When the worker was given its entry (a spare's life before that does not count). */
+  startedAt = Date.now();
   /** exited resolves once the process is gone. */
   readonly exited: Promise<WorkerExit>;
 
@@ -59,7 +61,7 @@ export class WorkerProcess {
   #onReady: ((addresses: ListenAddress[]) => void) | undefined;
 
   constructor(opts: ForkOptions) {
-    this.child = fork(workerMain, [opts.entry, ...opts.argv], {
+    this.child = fork(workerMain, opts.entry === undefined ? [] : [opts.entry, ...opts.argv], {
       execArgv: opts.execArgv,
       env: { ...process.env, ...opts.env, [workerEnv]: '1' },
       stdio: ['ignore', 'inherit', opts.onStderrLine ? 'pipe' : 'inherit', 'ipc'],
@@ -70,6 +72,11 @@ export class WorkerProcess {
       ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
     this.pid = this.child.pid ?? -1;
+    if (opts.entry === undefined) {
+      // A spare must not keep its parent alive before it is given work.
+      this.child.unref();
+      (this.child.channel as { unref?: () => void } | null | undefined)?.unref?.();
+    }
     const onLine = opts.onStderrLine;
     if (onLine && this.child.stderr) {
       let partial = '';
@@ -225,6 +232,14 @@ export class WorkerProcess {
     for (const [key, handle] of handles) {
       await this.#request((seq) => ({ type: 'netplex:handle', seq, key }), handle);
     }
+  }
+
+  /** load makes a spare worker run `entry` with `argv`, as if it had been forked with them. */
+  load(entry: string, argv: string[]): void {
+    this.startedAt = Date.now();
+    this.child.ref();
+    (this.child.channel as { ref?: () => void } | null | undefined)?.ref?.();
+    this.send({ type: 'netplex:load', entry, argv }).catch(() => {});
   }
 
   /** status asks the worker for its live figures. */
