@@ -8,5 +8,16 @@ if (!existsSync(fileURLToPath(compiled))) {
   process.stderr.write('netplex: dist/cli.js is missing; run `pnpm build` at the repository root\n');
   process.exit(1);
 }
+const argv = process.argv.slice(2);
+// `netplex run ENTRY`: start the first worker's runtime loading now, alongside this process's own
+// loading (not for --help, nor when daemonizing, where this process does not stay).
+if (
+  argv[0] === 'run' &&
+  argv[1] &&
+  !argv.slice(2).some((o) => /^(-h|--help|--background|--setsid)(=|$)/.test(o))
+) {
+  const { forkWorker, workerExecArgv } = await import('../dist/fork-worker.js');
+  globalThis[Symbol.for('netplex.spare-child')] = forkWorker({ argv: [], execArgv: workerExecArgv(argv[1]) });
+}
 const { main } = await import(compiled.href);
-await main(process.argv.slice(2));
+await main(argv);

@@ -8,8 +8,9 @@ import { parseArgs } from 'node:util';
 import { entryKey, formatHelp, isConfigurationError, serverOptions, superviseKey } from '@netplex/core';
 import { askControl, controlPathFor } from './control.js';
 import { SupervisorError } from './errors.js';
+import { isTypeScript } from './fork-worker.js';
 import { readPidFile } from './pidfile.js';
-import { commandKey, isTypeScript, prewarm, supervise } from './supervise.js';
+import { commandKey, prewarm, supervise } from './supervise.js';
 import type { ReloadResult, SupervisorStatus } from './supervisor.js';
 
 const USAGE = `Usage:

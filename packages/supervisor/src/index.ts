@@ -8,10 +8,11 @@ import { supervise } from './supervise.js';
 export { askControl, type ControlRequest, controlPathFor, serveControl } from './control.js';
 export { devDefaults, devSupervise, formatAddress, isIgnored, packageDirOf, watchAndReload } from './dev.js';
 export { type SupervisorCode, SupervisorError, supervisorCodes } from './errors.js';
+export { forkWorker, isTypeScript, type WorkerForkOptions, workerExecArgv } from './fork-worker.js';
 export { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
 export { checkPidFile, isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.js';
 export { createPrettifier, createPrettyStream } from './pretty.js';
-export { isTypeScript, type SuperviseExtras, supervise, workerExecArgv } from './supervise.js';
+export { prewarm, type SuperviseExtras, supervise } from './supervise.js';
 export {
   type ReloadResult,
   Supervisor,

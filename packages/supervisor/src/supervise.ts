@@ -2,10 +2,11 @@
  * supervise — what a server's run() calls when it is started directly or by `netplex run`: become
  * the supervisor of that server, with signals, the control socket, and daemonizing.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { type AnyMultiplexServer, isConfigurationError } from '@netplex/core';
 import { type ControlRequest, controlPathFor, serveControl } from './control.js';
+import { workerExecArgv } from './fork-worker.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -14,27 +15,21 @@ const daemonEnv = 'NETPLEX_DAEMON_CHILD';
 /** commandKey is where `netplex run` keeps its own command line (script and arguments). */
 export const commandKey = Symbol.for('netplex.command');
 
-/** isTypeScript tells whether an entry needs the TypeScript loader. */
-export function isTypeScript(entry: string): boolean {
-  return /\.(ts|mts|cts|tsx)$/.test(entry);
-}
-
-/** workerExecArgv gives the Node flags a worker of `entry` needs: this process's, plus tsx for TypeScript. */
-export function workerExecArgv(entry: string): string[] {
-  const own = process.execArgv.filter((a) => !a.startsWith('--inspect'));
-  if (!isTypeScript(entry) || own.some((a) => a.includes('tsx'))) return own;
-  return [...own, '--import', import.meta.resolve('tsx')];
-}
-
 /** SuperviseExtras lets `netplex run` and `netplex dev` adjust the supervisor. */
 /**
  * prewarm starts a spare worker for `entry` while this process loads the entry itself, so that the
  * two loads overlap (`netplex run` calls it first). supervise() takes it as its first worker.
  */
 export function prewarm(entry: string): void {
-  (globalThis as Record<symbol, unknown>)[spareKey] = new WorkerProcess({ argv: [], execArgv: workerExecArgv(entry) });
+  const g = globalThis as Record<symbol, unknown>;
+  // The `netplex` command may have forked it already, before loading anything.
+  const child = g[spareChildKey] as ChildProcess | undefined;
+  g[spareChildKey] = undefined;
+  g[spareKey] = new WorkerProcess({ argv: [], execArgv: workerExecArgv(entry), ...(child ? { child } : {}) });
 }
 const spareKey = Symbol.for('netplex.spare');
+/** spareChildKey is where bin/netplex.js leaves the spare worker process it forked first thing. */
+export const spareChildKey = Symbol.for('netplex.spare-child');
 
 export interface SuperviseExtras {
   logDestination?: NodeJS.WritableStream;

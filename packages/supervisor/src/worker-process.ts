@@ -2,8 +2,7 @@
  * worker-process — the supervisor's side of one worker: fork it, hand it the listen handles one at
  * a time (each acknowledged), wait for ready, and retire, stop or kill it.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import {
   type BindTarget,
   isNetplexMessage,
@@ -14,6 +13,7 @@ import {
   workerEnv,
 } from '@netplex/core';
 import { SupervisorError } from './errors.js';
+import { forkWorker } from './fork-worker.js';
 import type { ListenHandle } from './handles.js';
 
 /** WorkerState is where a worker is in its life. */
@@ -36,10 +36,9 @@ export interface ForkOptions {
   gid?: number | undefined;
   /** Takes the worker's stderr line by line (netplex dev pretty-prints it); inherited when unset. */
   onStderrLine?: ((line: string) => void) | undefined;
+  /** A worker process already started (a spare the `netplex` command forked first thing). */
+  child?: ChildProcess;
 }
-
-/** The bootstrap every worker runs: it loads the entry and reports a failure to load it. */
-const workerMain = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
 /** WorkerProcess is one forked worker, as the supervisor sees it. */
 export class WorkerProcess {
@@ -61,22 +60,18 @@ export class WorkerProcess {
   #onReady: ((addresses: ListenAddress[]) => void) | undefined;
 
   constructor(opts: ForkOptions) {
-    this.child = fork(workerMain, opts.entry === undefined ? [] : [opts.entry, ...opts.argv], {
-      execArgv: opts.execArgv,
-      env: { ...process.env, ...opts.env, [workerEnv]: '1' },
-      stdio: ['ignore', 'inherit', opts.onStderrLine ? 'pipe' : 'inherit', 'ipc'],
-      // Its own process group: Ctrl-C at a terminal reaches the supervisor only, which then stops
-      // the worker in order (close hooks run) instead of both dying at once.
-      detached: true,
-      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
-      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
-    });
+    this.child =
+      opts.child ??
+      forkWorker({
+        entry: opts.entry,
+        argv: opts.argv,
+        execArgv: opts.execArgv,
+        env: { ...opts.env, [workerEnv]: '1' },
+        uid: opts.uid,
+        gid: opts.gid,
+        pipeStderr: opts.onStderrLine !== undefined,
+      });
     this.pid = this.child.pid ?? -1;
-    if (opts.entry === undefined) {
-      // A spare must not keep its parent alive before it is given work.
-      this.child.unref();
-      (this.child.channel as { unref?: () => void } | null | undefined)?.unref?.();
-    }
     const onLine = opts.onStderrLine;
     if (onLine && this.child.stderr) {
       let partial = '';
