@@ -101,7 +101,7 @@ export class Client<S = Record<string, unknown>> {
   movable = true;
 
   /** Output written while the connection is being moved: the new worker sends it first. */
-  #held: Buffer[] = [];
+  #held: Buffer[] | undefined;
 
   /** open is true until the connection starts closing; writes after that are dropped. */
   get open(): boolean {
@@ -115,8 +115,8 @@ export class Client<S = Record<string, unknown>> {
 
   /** @internal takeHeldOutput returns (and forgets) what was written while the connection was moving. */
   takeHeldOutput(): Buffer {
-    const out = Buffer.concat(this.#held);
-    this.#held = [];
+    const out = this.#held ? Buffer.concat(this.#held) : Buffer.alloc(0);
+    this.#held = undefined;
     return out;
   }
 
@@ -133,6 +133,7 @@ export class Client<S = Record<string, unknown>> {
     if (buf.length === 0) return true;
     if (this.phase === 'migrating') {
       // The socket is on its way to the new worker: keep the bytes in order for it to send.
+      this.#held ??= [];
       this.#held.push(buf);
       return true;
     }

@@ -73,20 +73,55 @@ export type ConstructorArgs = Record<string, unknown>;
 
 type MaybePromise<T> = T | Promise<T>;
 
+/**
+ * A queued step of one connection: the common events as names (no closure per event, which keeps
+ * an idle connection small), anything else as a function.
+ */
+type Step = 'input' | 'eof' | 'close' | (() => unknown);
+
 interface Session<S> {
   client: Client<S>;
   socket: net.Socket | undefined;
   busy: boolean;
-  queue: Array<() => unknown>;
+  queue: Step[];
   inputQueued: boolean;
   eofDone: boolean;
   failed: boolean;
   /** The hook last called for this connection, named when it fails. */
   hook: ClientHookName;
-  runInput: () => unknown;
-  /** Resolves once muxClose has run. */
-  closed: Promise<void>;
-  resolveClosed: () => void;
+  /** True once muxClose has run; `onClosed` (made only when someone waits) is told then. */
+  done: boolean;
+  onClosed: Array<() => void> | undefined;
+}
+
+/** Where a socket keeps its session, so that one set of event handlers serves every socket. */
+const kSession = Symbol('netplex.session');
+type SessionSocket<S> = net.Socket & { [kSession]: Session<S> };
+
+/** SocketTransport is a Client's way to its stream socket (methods on a prototype: no closures per connection). */
+class SocketTransport implements Transport {
+  constructor(readonly socket: net.Socket) {}
+  write(data: Buffer): void {
+    this.socket.write(data);
+  }
+  end(): void {
+    this.socket.end();
+  }
+  close(): void {
+    // Flush, then close both directions even if the peer never ends its side.
+    const socket = this.socket;
+    if (socket.writableFinished) socket.destroy();
+    else {
+      socket.once('finish', () => socket.destroy());
+      socket.end();
+    }
+  }
+  destroy(): void {
+    this.socket.destroy();
+  }
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
 }
 
 /** How long close() lets clients flush their output before it drops them. */
@@ -132,6 +167,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   readonly done: Promise<void> = new Promise((resolve) => {
     this.#resolveDone = resolve;
   });
+
+  /** One checkOutput for every client (a closure per client would cost memory per connection). */
+  readonly #checkOutputOf = (client: Client<S>) => this.#checkOutput(client);
+  /** One set of socket event handlers for every connection; each socket carries its session. */
+  readonly #socketHandlers = this.#makeSocketHandlers();
 
   constructor(args: ConstructorArgs = {}) {
     this.args = args;
@@ -467,7 +507,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     // A close hook that never settles must not hold the server open forever: bounded at twice `ms`.
     let giveUp: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all(sessions.map((s) => s.closed)),
+      Promise.all(sessions.map((s) => this.#sessionClosed(s))),
       new Promise<void>((resolve) => {
         giveUp = setTimeout(() => {
           this.log(
@@ -548,47 +588,20 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       listener: listener.label,
     });
     const { client } = session;
-    this.log(3, `CONNECT ${client.proto.toUpperCase()} Peer: "[${client.peeraddr}]:${client.peerport}"`, {
-      conn: client.id,
-      peer: client.peeraddr,
-      peerport: client.peerport,
-      listener: listener.label,
-    });
+    if (this.config.log_level >= 3)
+      this.log(3, `CONNECT ${client.proto.toUpperCase()} Peer: "[${client.peeraddr}]:${client.peerport}"`, {
+        conn: client.id,
+        peer: client.peeraddr,
+        peerport: client.peerport,
+        listener: listener.label,
+      });
     this.#enqueue(session, () => this.#runAccept(session));
   }
 
   /** createSession makes the client of a stream socket and wires the socket's events to the client flow. */
   #createSession(socket: net.Socket, info: ClientInfo): Session<S> {
-    const transport: Transport = {
-      write: (data) => {
-        socket.write(data);
-      },
-      end: () => {
-        socket.end();
-      },
-      close: () => {
-        // Flush, then close both directions even if the peer never ends its side.
-        if (socket.writableFinished) socket.destroy();
-        else {
-          socket.once('finish', () => socket.destroy());
-          socket.end();
-        }
-      },
-      destroy: () => {
-        socket.destroy();
-      },
-      get writableLength() {
-        return socket.writableLength;
-      },
-    };
-    const client = new Client<S>(info, transport, this.logger.pino, (c) => this.#checkOutput(c));
-    let resolveClosed!: () => void;
-    const closed = new Promise<void>((resolve) => {
-      resolveClosed = resolve;
-    });
+    const client = new Client<S>(info, new SocketTransport(socket), this.logger.pino, this.#checkOutputOf);
     const session: Session<S> = {
-      closed,
-      resolveClosed,
       client,
       socket,
       busy: false,
@@ -597,22 +610,55 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       eofDone: false,
       failed: false,
       hook: 'postAcceptHook',
-      runInput: () => {
-        session.inputQueued = false;
-        return this.#deliverInput(session);
-      },
+      done: false,
+      onClosed: undefined,
     };
     this.#sessions.set(client, session);
-    socket.on('data', (chunk: Buffer) => this.#onData(session, chunk));
-    socket.on('end', () => this.#enqueue(session, () => this.#runEof(session)));
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      this.log(3, `client ${client}: ${err.code ?? err.message}`, {
-        conn: client.id,
-        err: err.code ?? err.message,
-      });
-    });
-    socket.on('close', () => this.#enqueue(session, () => this.#runClose(session)));
+    (socket as SessionSocket<S>)[kSession] = session;
+    const on = this.#socketHandlers;
+    socket.on('data', on.data);
+    socket.on('end', on.end);
+    socket.on('error', on.error);
+    socket.on('close', on.close);
     return session;
+  }
+
+  #makeSocketHandlers() {
+    const server = this;
+    return {
+      data(this: net.Socket, chunk: Buffer) {
+        server.#onData((this as SessionSocket<S>)[kSession], chunk);
+      },
+      end(this: net.Socket) {
+        server.#enqueue((this as SessionSocket<S>)[kSession], 'eof');
+      },
+      error(this: net.Socket, err: NodeJS.ErrnoException) {
+        const { client } = (this as SessionSocket<S>)[kSession];
+        server.log(3, `client ${client}: ${err.code ?? err.message}`, {
+          conn: client.id,
+          err: err.code ?? err.message,
+        });
+      },
+      close(this: net.Socket) {
+        server.#enqueue((this as SessionSocket<S>)[kSession], 'close');
+      },
+    };
+  }
+
+  /** sessionClosed resolves once a connection's muxClose has run. */
+  #sessionClosed(session: Session<S>): Promise<void> {
+    if (session.done) return Promise.resolve();
+    return new Promise((resolve) => {
+      session.onClosed ??= [];
+      session.onClosed.push(resolve);
+    });
+  }
+
+  #markClosed(session: Session<S>): void {
+    session.done = true;
+    const waiters = session.onClosed;
+    session.onClosed = undefined;
+    if (waiters) for (const w of waiters) w();
   }
 
   #onData(session: Session<S>, chunk: Buffer): void {
@@ -626,11 +672,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       }
       if (!session.inputQueued) {
         session.inputQueued = true;
-        session.queue.push(session.runInput);
+        session.queue.push('input');
       }
       return;
     }
-    this.#step(session, session.runInput);
+    this.#step(session, 'input');
   }
 
   #deliverInput(session: Session<S>): unknown {
@@ -673,31 +719,56 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     session.client.destroy();
   }
 
-  async #runAccept(session: Session<S>): Promise<void> {
+  /**
+   * runAccept is the client flow up to muxConnection. It stays synchronous while the hooks do (no
+   * promise per connection on the accept path) and waits only for a hook that returns a promise.
+   */
+  #runAccept(session: Session<S>): unknown {
     const { client } = session;
+    const cfg = this.config;
     // Net::Server's get_client_info: the peer's host name is known before post_accept_hook.
-    const verified = await this.#reverseLookup(client);
-    await this.postAcceptHook(client);
-    let allowed = verified && this.#allowDeny(client);
+    if (client.proto !== 'unix' && (cfg.reverse_lookups !== false || cfg.double_reverse_lookups !== false)) {
+      return this.#reverseLookup(client).then((verified) => this.#postAccept(session, verified));
+    }
+    return this.#postAccept(session, true);
+  }
+
+  #postAccept(session: Session<S>, verified: boolean): unknown {
+    return then(this.postAcceptHook(session.client), () => this.#decide(session, verified));
+  }
+
+  #decide(session: Session<S>, verified: boolean): unknown {
+    const { client } = session;
+    if (!verified || !this.#allowDeny(client)) return this.#deny(session);
     session.hook = 'allowDenyHook';
-    if (allowed) allowed = (await this.allowDenyHook(client)) !== false;
-    if (client.phase !== 'accepting') return; // closed while deciding
-    if (!allowed) {
-      session.hook = 'requestDeniedHook';
-      await this.requestDeniedHook(client);
+    return then(this.allowDenyHook(client), (ok) =>
+      ok !== false ? this.#admit(session) : this.#deny(session),
+    );
+  }
+
+  #deny(session: Session<S>): unknown {
+    const { client } = session;
+    if (client.phase !== 'accepting') return undefined; // closed while deciding
+    session.hook = 'requestDeniedHook';
+    return then(this.requestDeniedHook(client), () => {
       client.input.clear();
       client.close();
-      return;
-    }
+    });
+  }
+
+  #admit(session: Session<S>): unknown {
+    const { client } = session;
+    if (client.phase !== 'accepting') return undefined; // closed while deciding
     client.accepted = true;
     client.phase = 'connected';
     this.#clients.add(client);
     session.hook = 'muxConnection';
-    await this.muxConnection(this.mux, client);
-    if (client.input.length > 0 && !session.inputQueued) {
-      session.inputQueued = true;
-      session.queue.push(session.runInput);
-    }
+    return then(this.muxConnection(this.mux, client), () => {
+      if (client.input.length > 0 && !session.inputQueued) {
+        session.inputQueued = true;
+        session.queue.push('input');
+      }
+    });
   }
 
   /**
@@ -758,7 +829,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     await this.#isolated(session, 'postProcessRequestHook', () => this.postProcessRequestHook(client));
     await this.#isolated(session, 'muxClose', () => this.muxClose(this.mux, client));
     client.input.clear();
-    session.resolveClosed();
+    this.#markClosed(session);
     if (this.#sessions.size === 0) this.#onIdle?.();
   }
 
@@ -771,15 +842,20 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     }
   }
 
-  #enqueue(session: Session<S>, step: () => unknown): void {
+  #enqueue(session: Session<S>, step: Step): void {
     if (session.busy || session.queue.length > 0) session.queue.push(step);
     else this.#step(session, step);
   }
 
-  #step(session: Session<S>, step: () => unknown): void {
+  #step(session: Session<S>, step: Step): void {
     let result: unknown;
     try {
-      result = step();
+      if (step === 'input') {
+        session.inputQueued = false;
+        result = this.#deliverInput(session);
+      } else if (step === 'eof') result = this.#runEof(session);
+      else if (step === 'close') result = this.#runClose(session);
+      else result = step();
     } catch (err) {
       this.#hookFailed(session, err);
       this.#drain(session);
@@ -919,7 +995,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     });
     if (client.input.length > 0) {
       session.inputQueued = true;
-      session.queue.push(session.runInput);
+      session.queue.push('input');
     }
   }
 
@@ -980,7 +1056,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     socket?.resume();
     if (client.input.length > 0 && !session.inputQueued) {
       session.inputQueued = true;
-      this.#enqueue(session, session.runInput);
+      this.#enqueue(session, 'input');
     }
   }
 
@@ -998,7 +1074,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       // The new worker holds the socket now: closing this descriptor sends nothing to the peer.
       socket.destroy();
     }
-    session.resolveClosed();
+    this.#markClosed(session);
     if (this.#sessions.size === 0) this.#onIdle?.();
   }
 
@@ -1097,6 +1173,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       return this.muxTimeout(this.mux, target);
     });
   }
+}
+
+/** then runs `next` after `value`: at once for a plain value, after it settles for a promise. */
+function then<T>(value: T | PromiseLike<T>, next: (v: T) => unknown): unknown {
+  return isPromiseLike(value) ? Promise.resolve(value).then(next) : next(value);
 }
 
 /** waitDrained resolves true once a socket has handed all its output to the kernel, false after `ms`. */
