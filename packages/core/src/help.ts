@@ -37,16 +37,16 @@ function typedSideOf(def: Record<string, unknown>): AnySchema {
  */
 export function innerSchema(schema: AnySchema): AnySchema {
   let current = schema;
-  for (;;) {
-    const def = defOf(current);
-    if (WRAPPERS.has(def.type)) {
-      current = def.innerType as AnySchema;
-    } else if (def.type === 'pipe') {
-      current = typedSideOf(def);
-    } else {
-      return current;
-    }
-  }
+  for (let next = unwrapOnce(current); next !== undefined; next = unwrapOnce(current)) current = next;
+  return current;
+}
+
+/** unwrapOnce takes one wrapper (default, optional, pipe…) off a schema, or says there is none. */
+function unwrapOnce(schema: AnySchema): AnySchema | undefined {
+  const def = defOf(schema);
+  if (WRAPPERS.has(def.type)) return def.innerType as AnySchema;
+  if (def.type === 'pipe') return typedSideOf(def);
+  return undefined;
 }
 
 /** isListSchema tells whether an option takes a list (one value per occurrence). */
@@ -68,19 +68,11 @@ function describeNumber(schema: AnySchema): string {
 
 /** Unwraps `schema` to its inner type, stopping early at the outermost `.meta({ type })` label. */
 function labelOrInner(schema: AnySchema): { label?: string; inner: AnySchema } {
-  let current = schema;
-  for (;;) {
+  for (let current: AnySchema | undefined = schema; current !== undefined; current = unwrapOnce(current)) {
     const label = metaType(current);
     if (label !== undefined) return { label, inner: innerSchema(current) };
-    const def = defOf(current);
-    if (WRAPPERS.has(def.type)) {
-      current = def.innerType as AnySchema;
-    } else if (def.type === 'pipe') {
-      current = typedSideOf(def);
-    } else {
-      return { inner: current };
-    }
   }
+  return { inner: innerSchema(schema) };
 }
 
 /**

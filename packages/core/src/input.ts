@@ -66,7 +66,8 @@ export class InputBuffer {
 
   /** takeAll consumes and returns every unconsumed byte. */
   takeAll(): Buffer {
-    const out = this.bytes();
+    // The common case (all of one read, unconsumed) hands back the chunk itself: no view to make.
+    const out = this.#start === 0 ? this.#buf : this.#buf.subarray(this.#start);
     this.clear();
     return out;
   }

@@ -158,6 +158,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #dequeueTimer: NodeJS.Timeout | undefined;
   #access: ReturnType<typeof createAccessControl> | undefined;
   #closing: Promise<void> | undefined;
+  /** The bounds, read once from the configuration (they are checked on every read and write). */
+  #maxInput = 0;
+  #maxOutput = 0;
   /** Called when the last connection closes, while draining. */
   #onIdle: (() => void) | undefined;
   /** Connections accepted while waiting for a migrating server's counter (see StartOptions.migrating). */
@@ -420,6 +423,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         : undefined,
     });
     this.#access = createAccessControl(this.config);
+    this.#maxInput = this.config.max_input_buffer;
+    this.#maxOutput = this.config.max_output_buffer;
   }
 
   async #preBind(): Promise<BindTarget[]> {
@@ -666,7 +671,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     if (client.phase === 'closed' || session.failed) return;
     client.input.append(chunk);
     if (session.busy || session.queue.length > 0) {
-      if (client.input.length > this.config.max_input_buffer) {
+      if (client.input.length > this.#maxInput) {
         this.#overLimit(session, 'max_input_buffer', `${client.input.length} bytes of input not consumed`);
         return;
       }
@@ -692,14 +697,13 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
 
   #checkInput(session: Session<S>): void {
     const { client } = session;
-    if (client.input.length > this.config.max_input_buffer) {
+    if (client.input.length > this.#maxInput) {
       this.#overLimit(session, 'max_input_buffer', `${client.input.length} bytes of input not consumed`);
     }
   }
 
   #checkOutput(client: Client<S>): void {
-    const max = this.config.max_output_buffer;
-    if (client.outputLength > max) {
+    if (client.outputLength > this.#maxOutput) {
       const session = this.#sessions.get(client);
       if (session)
         this.#overLimit(session, 'max_output_buffer', `${client.outputLength} bytes of output not sent`);

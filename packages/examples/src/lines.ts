@@ -12,7 +12,8 @@ const LF = 0x0a;
 /** Lines answers each complete line with the same line; a partial line waits for its end. */
 export class Lines extends MultiplexServer {
   override muxInput(_mux: Mux, client: Client, input: InputBuffer): void {
-    for (const line of input.lineBuffers()) {
+    // lineBuffer() in a plain loop: the fastest of the line helpers (no iterator per call).
+    for (let line = input.lineBuffer(); line !== undefined; line = input.lineBuffer()) {
       // One write per answer: the line is a view on the input, so it is copied once with its \n.
       const reply = Buffer.allocUnsafe(line.length + 1);
       line.copy(reply);

@@ -11,20 +11,9 @@ import { parseArgv } from '../../src/argv.js';
 import { parseConfFile } from '../../src/conf-file.js';
 import { type ConfigSources, loadConfig } from '../../src/config.js';
 import { listKeys, serverOptions } from '../../src/options.js';
+import { mulberry32, fuzzRuns as runs, fuzzSeed as seed } from '../helpers/fuzz.js';
 
-const runs = Number(process.env.NETPLEX_FUZZ_RUNS ?? 5000);
-const seed = Number(process.env.NETPLEX_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32));
 const known = new Set(Object.keys(serverOptions));
-
-/** mulberry32 is a tiny seeded PRNG returning floats in [0, 1). */
-function mulberry32(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A generator of random inputs over one PRNG. */
 class Gen {

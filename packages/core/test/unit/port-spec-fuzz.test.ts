@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { PortObject } from '../../src/options.js';
 import { type PortSpec, pairPortSpecs, parsePortSpec } from '../../src/port-spec.js';
+import { mulberry32, fuzzRuns as runs, fuzzSeed as seed } from '../helpers/fuzz.js';
 
 // Every input either parses into well-formed specs or throws a coded netplex error: never a
 // TypeError, a RangeError from a regex, or a result that would fail later at bind time.
-
-const runs = Number(process.env.NETPLEX_FUZZ_RUNS ?? 5000);
-const seed = Number(process.env.NETPLEX_FUZZ_SEED ?? Date.now() % 2 ** 32) >>> 0;
-
-/** mulberry32: a tiny seeded PRNG, so a failure can be replayed with NETPLEX_FUZZ_SEED. */
-function mulberry32(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const fragments = [
   '[',
