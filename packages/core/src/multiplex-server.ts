@@ -124,6 +124,9 @@ class SocketTransport implements Transport {
   }
 }
 
+/** How many connections a migration moves at once. */
+const MIGRATION_WINDOW = 64;
+
 /** How long close() lets clients flush their output before it drops them. */
 const CLOSE_FLUSH_MS = 5_000;
 
@@ -910,28 +913,37 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     await Promise.all(this.#listeners.map((l) => closeListener(l)));
     await channel.state({ requests: this.requests, custom: await this.serverFreeze() });
     const counts: MigrationCounts = { migrated: 0, drained: 0, failed: 0, ms: 0 };
-    for (const session of [...this.#sessions.values()]) {
-      const frozen = await this.#freeze(session);
-      if (!frozen) {
-        counts.drained++;
-        continue;
-      }
-      let ok = false;
-      try {
-        ok = await channel.conn(frozen, (session.socket as unknown as { _handle: unknown })._handle);
-      } catch {
-        ok = false;
-      }
-      if (ok) {
-        this.#release(session);
-        counts.migrated++;
-      } else {
-        this.#unfreeze(session);
-        counts.failed++;
-      }
-    }
+    // Up to MIGRATION_WINDOW connections are on their way at once: each one waits for its own
+    // acknowledgement, but the round trips through the supervisor overlap.
+    const sessions = [...this.#sessions.values()];
+    let next = 0;
+    const mover = async () => {
+      while (next < sessions.length) await this.#migrateOne(sessions[next++]!, channel, counts);
+    };
+    await Promise.all(Array.from({ length: Math.min(MIGRATION_WINDOW, sessions.length) }, mover));
     counts.ms = Date.now() - began;
     return counts;
+  }
+
+  async #migrateOne(session: Session<S>, channel: MigrationChannel, counts: MigrationCounts): Promise<void> {
+    const frozen = await this.#freeze(session);
+    if (!frozen) {
+      counts.drained++;
+      return;
+    }
+    let ok = false;
+    try {
+      ok = await channel.conn(frozen, (session.socket as unknown as { _handle: unknown })._handle);
+    } catch {
+      ok = false;
+    }
+    if (ok) {
+      this.#release(session);
+      counts.migrated++;
+    } else {
+      this.#unfreeze(session);
+      counts.failed++;
+    }
   }
 
   /**
