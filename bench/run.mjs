@@ -1173,7 +1173,7 @@ function markdown(r) {
       }
       L.push(
         '',
-        'Reload latency is signal (or save) to the first new connection served by a process not seen before it. "On old code" counts persistent connections alive at the end but still served by a retired process (netplex drains them for drain_timeout, 30 s by default, and then closes them).',
+        'Reload latency is signal (or save) to the first new connection served by a process not seen before it. "On old code" counts persistent connections alive at the end whose greeting came from a process that has since been replaced. With netplex\'s default reload_mode migrate those connections have in fact moved to the new worker (the greeting is not sent again); with reload_mode drain they stay on the retired worker for drain_timeout.',
       );
     }
   }
