@@ -6,7 +6,7 @@
  *   pnpm bench                 the full suite (about 10 minutes on 2 cores)
  *   pnpm bench --quick         a few seconds per scenario; checks every scenario ran and verified
  *                              its bytes (exit 1 otherwise); writes bench/build/quick-results.*
- *   pnpm bench --only=echo,reload   run some scenarios (echo lines http memory reload startup)
+ *   pnpm bench --only=echo,reload   run some scenarios (echo lines http memory reload migrate startup)
  *
  * This machine is shared and noisy, so every comparison is a ratio measured in the same run: the
  * systems alternate within each round (the order rotates), and results are the median and min–max
@@ -47,7 +47,7 @@ const ONLY = argv
   .find((a) => a.startsWith('--only='))
   ?.slice(7)
   .split(',');
-const SCENARIOS = ['echo', 'lines', 'http', 'memory', 'reload', 'startup'];
+const SCENARIOS = ['echo', 'lines', 'http', 'memory', 'reload', 'migrate', 'startup'];
 
 const CFG = QUICK
   ? { rounds: 1, seconds: 1.5, warmup: 0.3, idleConns: 1000, reloads: 3, reloadEvery: 1.0, startupTrials: 2 }
@@ -265,6 +265,7 @@ async function startNetplex(entry, { dev = false, port = 0 } = {}) {
   const ready = await netplexStatus(pidFile);
   grandchildren.set(ready.worker, entry);
   return {
+    pidFile,
     port: ready.port,
     pid: ready.worker,
     supervisorPid: child.pid,
@@ -1064,6 +1065,137 @@ async function scenarioStartup() {
   return out;
 }
 
+// ------------------------------------------------------------------ 7: live migration
+
+/** statusJson reads `netplex status --json` (the whole object). */
+function statusJson(pidFile) {
+  const r = spawnSync(process.execPath, [NETPLEX, 'status', `--pid_file=${pidFile}`, '--json'], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  return r.status === 0 ? jsonLine(r.stdout.trim()) : undefined;
+}
+
+/** waitReloads polls the status until `n` reloads are done (bounded), and returns it. */
+async function waitReloads(pidFile, n, ms = 60_000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const st = statusJson(pidFile);
+    if (st && st.reloads >= n) return st;
+    await sleep(100);
+  }
+  throw new Error(`no reload ${n} within ${ms} ms`);
+}
+
+/**
+ * migrateIdle holds `conns` idle connections to netplex echo.js, reloads (migrate) and reads how
+ * long the migration took and how many moved; then checks that every connection is still there.
+ */
+async function migrateIdle(conns) {
+  const server = await startNetplex(join(EXAMPLES, 'dist/echo.js'));
+  try {
+    const [c, a] = onLoadCpu(LOADGEN, [
+      'idle',
+      '--port',
+      String(server.port),
+      '--conns',
+      String(conns),
+      '--hold',
+      '120',
+    ]);
+    const child = track(spawn(c, a, { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const rl = createInterface({ input: child.stdout });
+    const lines = [];
+    rl.on('line', (l) => lines.push(l));
+    const next = async (ms) => {
+      const deadline = Date.now() + ms;
+      while (!lines.length && Date.now() < deadline) await sleep(20);
+      return lines.shift();
+    };
+    const held = jsonLine((await next(150_000)) ?? '');
+    if (!held) throw new Error('loadgen idle printed nothing');
+    process.kill(server.supervisorPid, 'SIGHUP');
+    const st = await waitReloads(server.pidFile, 1);
+    child.stdin.end();
+    const done = jsonLine((await next(60_000)) ?? '') ?? { ok: false };
+    return {
+      conns,
+      migrated: st.last_migration?.migrated ?? 0,
+      failed: st.last_migration?.failed ?? 0,
+      migrate_ms: st.last_migration?.ms ?? null,
+      reload_ms: st.last_reload_ms,
+      ok: done.ok === true && held.accepted === conns && st.last_migration?.migrated === conns,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * migrateBusy runs the echo load (`conns` x 1, every byte verified) against netplex echo.js and
+ * reloads (migrate) in the middle: the longest round trip any client saw is the longest pause the
+ * migration caused; p99 covers the whole run.
+ */
+async function migrateBusy(conns, seconds) {
+  const server = await startNetplex(join(EXAMPLES, 'dist/echo.js'));
+  try {
+    const args = ['echo', '--port', String(server.port), '--conns', String(conns), '--depth', '1'];
+    args.push('--duration', String(seconds), '--warmup', '0.5');
+    const load = runLoadgen(args, (seconds + 90) * 1000);
+    load.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled
+    await sleep((0.5 + seconds / 2) * 1000);
+    process.kill(server.supervisorPid, 'SIGHUP');
+    const res = await load;
+    const st = await waitReloads(server.pidFile, 1);
+    return {
+      conns,
+      migrated: st.last_migration?.migrated ?? 0,
+      migrate_ms: st.last_migration?.ms ?? null,
+      max_pause_ms: res.max_us / 1000,
+      p99_ms: res.p99_us / 1000,
+      msgs_per_s: res.msgs_per_s,
+      ok: res.ok === true && st.last_migration?.migrated === conns,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+async function scenarioMigrate() {
+  const idleConns = QUICK ? 1000 : CFG.idleConns;
+  const busyConns = QUICK ? 100 : 1000;
+  const idle = [];
+  const busy = [];
+  for (let r = 0; r < CFG.rounds; r++) {
+    const i = await migrateIdle(idleConns);
+    idle.push(i);
+    log(
+      `migrate idle round ${r + 1}: ${i.migrated}/${idleConns} moved in ${i.migrate_ms} ms${i.ok ? '' : ' NOT ALL'}`,
+    );
+    if (!i.ok) fail('migrate', `idle: ${i.migrated} of ${idleConns} moved, ${i.failed} failed`);
+    const b = await migrateBusy(busyConns, QUICK ? 2 : 6);
+    busy.push(b);
+    log(
+      `migrate busy round ${r + 1}: ${b.migrated}/${busyConns} moved in ${b.migrate_ms} ms, longest pause ${b.max_pause_ms} ms, p99 ${b.p99_ms} ms${b.ok ? '' : ' NOT VERIFIED'}`,
+    );
+    if (!b.ok) fail('migrate', `busy: ${b.migrated} of ${busyConns} moved, bytes verified: ${b.ok}`);
+  }
+  return {
+    idle: {
+      conns: idleConns,
+      migrate_ms: summary(idle.map((x) => x.migrate_ms)),
+      ok: idle.every((x) => x.ok),
+    },
+    busy: {
+      conns: busyConns,
+      migrate_ms: summary(busy.map((x) => x.migrate_ms)),
+      max_pause_ms: summary(busy.map((x) => x.max_pause_ms)),
+      p99_ms: summary(busy.map((x) => x.p99_ms)),
+      ok: busy.every((x) => x.ok),
+    },
+  };
+}
+
 // ------------------------------------------------------------------ report
 
 const fmtInt = (x) => (x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
@@ -1178,6 +1310,22 @@ function markdown(r) {
     }
   }
 
+  const mg = sc.migrate;
+  if (mg) {
+    L.push('', '## Live migration (reload_mode migrate): netplex echo.js, SIGHUP', '');
+    if (mg.error) L.push(`Failed: ${mg.error}`);
+    else {
+      L.push(
+        '| load | connections | migration ms | longest pause ms | p99 round trip ms | all moved, bytes verified |',
+        '|---|---|---|---|---|---|',
+        `| idle | ${fmtInt(mg.idle.conns)} | ${range(mg.idle.migrate_ms, fmtInt)} | – | – | ${mg.idle.ok ? 'yes' : 'no'} |`,
+        `| busy (each echoing, 1 in flight) | ${fmtInt(mg.busy.conns)} | ${range(mg.busy.migrate_ms, fmtInt)} | ${range(mg.busy.max_pause_ms, fmt1)} | ${range(mg.busy.p99_ms, fmt1)} | ${mg.busy.ok ? 'yes' : 'no'} |`,
+        '',
+        'Longest pause is the longest round trip any client saw during the run, which the migration falls in the middle of.',
+      );
+    }
+  }
+
   const st = sc.startup;
   if (st) {
     L.push('', '## Startup: command to first accepted connection (an echoed line)', '');
@@ -1205,6 +1353,7 @@ const RUNNERS = {
   http: scenarioHttp,
   memory: scenarioMemory,
   reload: scenarioReload,
+  migrate: scenarioMigrate,
   startup: scenarioStartup,
 };
 
