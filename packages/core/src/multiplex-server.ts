@@ -916,6 +916,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     // Up to MIGRATION_WINDOW connections are on their way at once: each one waits for its own
     // acknowledgement, but the round trips through the supervisor overlap.
     const sessions = [...this.#sessions.values()];
+    // Every movable connection stops reading now, so that the worker's time goes to moving them
+    // rather than to serving the ones still waiting their turn (the pause is then one, short, for all).
+    for (const session of sessions) if (this.#isMovable(session)) this.#stopReading(session);
     let next = 0;
     const mover = async () => {
       while (next < sessions.length) await this.#migrateOne(sessions[next++]!, channel, counts);
@@ -1016,22 +1019,45 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   }
 
   /** freeze stops a connection and takes what moves of it; undefined when it cannot move (it drains). */
+  /** isMovable says whether a connection can migrate at all (a live, movable stream connection). */
+  #isMovable(session: Session<S>): boolean {
+    const { client, socket } = session;
+    const handle = (socket as unknown as { _handle?: { readStop?: unknown } } | undefined)?._handle;
+    return (
+      socket !== undefined &&
+      typeof handle?.readStop === 'function' &&
+      client.movable &&
+      client.phase === 'connected' &&
+      !session.failed
+    );
+  }
+
+  /** stopReading leaves further input in the kernel, where it moves with the socket. */
+  #stopReading(session: Session<S>): void {
+    const socket = session.socket!;
+    socket.pause();
+    (socket as unknown as { _handle: { readStop(): number } })._handle.readStop();
+  }
+
   async #freeze(session: Session<S>): Promise<FrozenConnection | undefined> {
     const { client, socket } = session;
-    const handle = (socket as unknown as { _handle?: { readStop?: () => number } } | undefined)?._handle;
-    if (!socket || !handle?.readStop || !client.movable || client.phase !== 'connected' || session.failed) {
+    if (!socket || !this.#isMovable(session)) {
+      // Stopped with the others but no longer movable (closing, failed): let it finish here.
+      if (socket && client.phase === 'connected') this.#unfreeze(session);
       return undefined;
     }
     // A hook in progress finishes here first (bounded): the state it leaves is the state that moves.
-    if (!(await this.#settled(session, 2000))) return undefined;
+    if (!(await this.#settled(session, 2000))) {
+      this.#unfreeze(session);
+      return undefined;
+    }
     client.phase = 'migrating';
-    socket.pause();
-    handle.readStop();
+    this.#stopReading(session);
     // What the stream read ahead is input the old worker owns: it moves with the connection.
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
       client.input.append(chunk);
     }
-    const flushed = socket.writableLength === 0 || (await waitDrained(socket, 2000));
+    const flushed = await waitFlushed(socket, 2000);
     if (!flushed || client.phase !== 'migrating' || session.queue.length > 0) {
       this.#unfreeze(session);
       return undefined;
@@ -1196,18 +1222,21 @@ function then<T>(value: T | PromiseLike<T>, next: (v: T) => unknown): unknown {
   return isPromiseLike(value) ? Promise.resolve(value).then(next) : next(value);
 }
 
-/** waitDrained resolves true once a socket has handed all its output to the kernel, false after `ms`. */
-function waitDrained(socket: net.Socket, ms: number): Promise<boolean> {
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * waitFlushed resolves true once a socket has handed all its output to the kernel, false after `ms`.
+ * An empty write's callback runs after every write before it has completed ('drain' would come only
+ * if the buffer had gone past its high-water mark).
+ */
+function waitFlushed(socket: net.Socket, ms: number): Promise<boolean> {
+  if (socket.writableLength === 0) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      socket.off('drain', onDrain);
-      resolve(false);
-    }, ms);
-    const onDrain = () => {
+    const timer = setTimeout(() => resolve(false), ms);
+    socket.write(EMPTY, (err) => {
       clearTimeout(timer);
-      resolve(true);
-    };
-    socket.once('drain', onDrain);
+      resolve(!err && socket.writableLength === 0);
+    });
   });
 }
 
