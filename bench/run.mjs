@@ -15,6 +15,7 @@
  * Every child this starts is tracked by pid and ended (SIGTERM, then SIGKILL) when its scenario
  * ends, and again on any exit path, so that no server outlives the run. All traffic is loopback.
  * BENCH_IDLE_CONNS sets the idle-memory connection count (default 10000; 1000 with --quick).
+ * BENCH_BUSY_CONNS sets the busy migration scenario's connections with --quick (default 100).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -52,7 +53,7 @@ const SCENARIOS = ['echo', 'lines', 'http', 'memory', 'reload', 'migrate', 'star
 const CFG = QUICK
   ? { rounds: 1, seconds: 1.5, warmup: 0.3, idleConns: 1000, reloads: 3, reloadEvery: 1.0, startupTrials: 2 }
   : { rounds: 3, seconds: 3, warmup: 1, idleConns: 10_000, reloads: 10, reloadEvery: 1.5, startupTrials: 7 };
-const { BENCH_IDLE_CONNS } = process.env;
+const { BENCH_IDLE_CONNS, BENCH_BUSY_CONNS } = process.env;
 if (BENCH_IDLE_CONNS) CFG.idleConns = Math.max(1, Math.min(50_000, Number(BENCH_IDLE_CONNS)));
 
 const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
@@ -1164,7 +1165,7 @@ async function migrateBusy(conns, seconds) {
 
 async function scenarioMigrate() {
   const idleConns = QUICK ? 1000 : CFG.idleConns;
-  const busyConns = QUICK ? Number(process.env.BENCH_BUSY_CONNS ?? 100) : 1000;
+  const busyConns = QUICK ? Number(BENCH_BUSY_CONNS ?? 100) : 1000;
   const idle = [];
   const busy = [];
   for (let r = 0; r < CFG.rounds; r++) {
