@@ -150,8 +150,11 @@ export class Client<S = Record<string, unknown>> {
 
   /** shutdown closes the write side once queued output is sent; the client may go on sending. */
   shutdown(): void {
-    if (this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof')
+    if (this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof') {
       this.#transport.end();
+      // Its write side is closed: it finishes where it is rather than moving on a reload.
+      this.movable = false;
+    }
   }
 
   /** close sends what is queued, then closes the connection (IO::Multiplex's close). */

@@ -168,6 +168,10 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGQUIT to the whole group: stop accepting and drain, as the supervisor's QUIT asks.
+    process.on('SIGQUIT', () => {
+      void leave(() => server.retire((server.config?.drain_timeout ?? 0) * 1000, { restart: false }));
+    });
 
     process.on('message', onMessage);
     process.on('disconnect', onDisconnect);

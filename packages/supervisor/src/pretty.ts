@@ -10,8 +10,11 @@ import { prettyFactory } from 'pino-pretty';
 export function createPrettifier(colorize: boolean): (line: string) => string {
   const prettify = prettyFactory({
     colorize,
-    // pino-pretty learns custom levels only from a transport; say notice's level here.
-    customLevels: `notice:${logLevels[2].value}`,
+    // pino-pretty learns custom levels only from a transport, and a list given here replaces its
+    // own: name every level netplex writes, notice included.
+    customLevels: Object.values(logLevels)
+      .map((l) => `${l.pino}:${l.value}`)
+      .join(','),
     ignore: 'hostname,role',
     translateTime: 'HH:MM:ss.l',
     singleLine: true,

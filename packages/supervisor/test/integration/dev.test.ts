@@ -113,7 +113,7 @@ describe('netplex dev', () => {
     expect(dev.stderr).toMatch(/reloaded in \d+ ms/);
     const fresh = await welcome(port);
     expect(fresh.text).toMatch(/Hello, you are number \d+ to connect\./);
-    // The session opened before the save is still served (drained by the old code).
+    // The session opened before the save is still served (it moved to the new worker).
     const answer = new Promise<string>((resolve) =>
       old.socket.once('data', (d: Buffer) => resolve(d.toString())),
     );
