@@ -697,6 +697,49 @@ function rssKb(pid) {
   return Number(m[1]);
 }
 
+/**
+ * holdIdle opens `conns` idle connections with loadgen and holds them: `held` is loadgen's report once
+ * they are all open, `release()` lets them go and resolves with its final report (ok: every one was
+ * still there).
+ */
+async function holdIdle(port, conns) {
+  const [c, a] = onLoadCpu(LOADGEN, [
+    'idle',
+    '--port',
+    String(port),
+    '--conns',
+    String(conns),
+    '--hold',
+    '120',
+  ]);
+  const child = track(spawn(c, a, { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const rl = createInterface({ input: child.stdout });
+  const lines = [];
+  const waiting = [];
+  rl.on('line', (l) => (waiting.length ? waiting.shift()(l) : lines.push(l)));
+  const next = (ms) =>
+    lines.length
+      ? Promise.resolve(lines.shift())
+      : new Promise((resolve) => {
+          const timer = setTimeout(() => resolve(undefined), ms);
+          waiting.push((l) => {
+            clearTimeout(timer);
+            resolve(l);
+          });
+        });
+  const held = jsonLine((await next(150_000)) ?? '');
+  if (!held) throw new Error('loadgen idle printed nothing');
+  return {
+    held,
+    release: async () => {
+      child.stdin.end();
+      const done = jsonLine((await next(60_000)) ?? '') ?? { ok: false };
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      return done;
+    },
+  };
+}
+
 /** idleOnce opens `conns` idle connections to a fresh server and measures the serving process's RSS. */
 async function idleOnce(start, conns) {
   const server = await start();
@@ -704,34 +747,10 @@ async function idleOnce(start, conns) {
     await waitServing(server.port, server.child, 'server');
     await sleep(500);
     const before = rssKb(server.pid);
-    const [c, a] = onLoadCpu(LOADGEN, [
-      'idle',
-      '--port',
-      String(server.port),
-      '--conns',
-      String(conns),
-      '--hold',
-      '120',
-    ]);
-    const child = track(spawn(c, a, { stdio: ['pipe', 'pipe', 'inherit'] }));
-    const rl = createInterface({ input: child.stdout });
-    const lines = [];
-    const next = () =>
-      new Promise((resolve) => {
-        if (lines.length) return resolve(lines.shift());
-        const timer = setTimeout(() => resolve(undefined), 150_000);
-        rl.once('line', (l) => {
-          clearTimeout(timer);
-          resolve(l);
-        });
-      });
-    const held = jsonLine((await next()) ?? '');
-    if (!held) throw new Error('loadgen idle printed nothing');
+    const { held, release } = await holdIdle(server.port, conns);
     await sleep(1000); // let the server settle after the burst of accepts
     const after = rssKb(server.pid);
-    child.stdin.end();
-    const done = jsonLine((await next()) ?? '') ?? { ok: false };
-    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+    const done = await release();
     return {
       accepted: held.accepted,
       failed: held.failed,
@@ -1095,30 +1114,10 @@ async function waitReloads(pidFile, n, ms = 60_000) {
 async function migrateIdle(conns) {
   const server = await startNetplex(join(EXAMPLES, 'dist/echo.js'));
   try {
-    const [c, a] = onLoadCpu(LOADGEN, [
-      'idle',
-      '--port',
-      String(server.port),
-      '--conns',
-      String(conns),
-      '--hold',
-      '120',
-    ]);
-    const child = track(spawn(c, a, { stdio: ['pipe', 'pipe', 'inherit'] }));
-    const rl = createInterface({ input: child.stdout });
-    const lines = [];
-    rl.on('line', (l) => lines.push(l));
-    const next = async (ms) => {
-      const deadline = Date.now() + ms;
-      while (!lines.length && Date.now() < deadline) await sleep(20);
-      return lines.shift();
-    };
-    const held = jsonLine((await next(150_000)) ?? '');
-    if (!held) throw new Error('loadgen idle printed nothing');
+    const { held, release } = await holdIdle(server.port, conns);
     process.kill(server.supervisorPid, 'SIGHUP');
     const st = await waitReloads(server.pidFile, 1);
-    child.stdin.end();
-    const done = jsonLine((await next(60_000)) ?? '') ?? { ok: false };
+    const done = await release();
     return {
       conns,
       migrated: st.last_migration?.migrated ?? 0,
