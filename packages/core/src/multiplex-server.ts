@@ -161,6 +161,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #dequeueTimer: NodeJS.Timeout | undefined;
   #access: ReturnType<typeof createAccessControl> | undefined;
   #closing: Promise<void> | undefined;
+  #runningHook: ProcessHookName | undefined;
   /** The bounds, read once from the configuration (they are checked on every read and write). */
   #maxInput = 0;
   #maxOutput = 0;
@@ -546,11 +547,19 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   }
 
   async #hook(name: ProcessHookName): Promise<void> {
+    this.#runningHook = name;
     try {
       await (this[name] as () => MaybePromise<void>)();
     } catch (err) {
       throw err instanceof MultiplexError ? err : new HookError(name, err);
+    } finally {
+      this.#runningHook = undefined;
     }
+  }
+
+  /** runningHook names the server-wide hook in progress, if any (a start that hangs names it). */
+  get runningHook(): ProcessHookName | undefined {
+    return this.#runningHook;
   }
 
   async #hookLogged(name: ProcessHookName): Promise<void> {
