@@ -111,12 +111,14 @@ export function createAccessControl(rules: AccessRules): AccessControl {
 }
 
 /**
- * An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) is matched as plain IPv4, with Net::Server's own
- * pattern. Perl's is case-sensitive; this one is not, since `::FFFF:` names the same address.
+ * unmapIPv4 shows an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`, an IPv4 client of a dual-stack
+ * socket) as plain IPv4. Perl's pattern is case-sensitive; this one is not, since `::FFFF:` names the
+ * same address. It runs for every accepted connection, so the common case returns at the first test.
  */
-function unmapIPv4(addr: string): string {
-  const m = /^\s*::ffff:(\d+(?:\.\d+){3})$/i.exec(addr);
-  return m ? m[1]! : addr;
+export function unmapIPv4(address: string): string {
+  if (address.charCodeAt(0) !== 0x3a /* : */) return address;
+  const m = /^::ffff:(\d+(?:\.\d+){3})$/i.exec(address);
+  return m ? m[1]! : address;
 }
 
 function regexRule(kind: RegexRule['kind'], source: string): RegexRule {

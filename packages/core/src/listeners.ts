@@ -51,13 +51,7 @@ export class Listener {
   /** @internal refresh the label with the real address once bound. */
   updateLabel(): void {
     const a = this.address();
-    if (!a) return;
-    this.label =
-      a.proto === 'unix'
-        ? `${a.path}|unix`
-        : a.family === 6
-          ? `[${a.address}]:${a.port}/${a.proto}`
-          : `${a.address}:${a.port}/${a.proto}`;
+    if (a) this.label = formatBindTarget(a);
   }
 }
 
@@ -152,7 +146,7 @@ export async function closeListener(listener: Listener): Promise<void> {
 function listen(server: net.Server, label: string, options: net.ListenOptions | object): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      reject(new BindError(label, describeBindError(err), { cause: err }));
+      reject(new BindError(label, describeBindError(err.code, err.message), { cause: err }));
     };
     server.once('error', onError);
     server.listen(options, () => {
@@ -162,8 +156,9 @@ function listen(server: net.Server, label: string, options: net.ListenOptions | 
   });
 }
 
-function describeBindError(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
+/** describeBindError says why a bind failed, for the errno codes a server operator meets. */
+export function describeBindError(code: string | undefined, fallback: string): string {
+  switch (code) {
     case 'EADDRINUSE':
       return 'address already in use (another server is listening there)';
     case 'EACCES':
@@ -171,7 +166,7 @@ function describeBindError(err: NodeJS.ErrnoException): string {
     case 'EADDRNOTAVAIL':
       return 'address not available on this machine';
     default:
-      return err.message;
+      return fallback;
   }
 }
 

@@ -10,7 +10,7 @@
 import type dgram from 'node:dgram';
 import net from 'node:net';
 import type { z } from 'zod';
-import { createAccessControl, doubleReverseLookup } from './access.js';
+import { createAccessControl, doubleReverseLookup, unmapIPv4 } from './access.js';
 import { Client, type ClientInfo, type Transport } from './client.js';
 import { loadConfig } from './config.js';
 import { formatUserError } from './error-format.js';
@@ -1247,11 +1247,6 @@ function waitFlushed(socket: net.Socket, ms: number): Promise<boolean> {
       resolve(!err && socket.writableLength === 0);
     });
   });
-}
-
-/** unmapIPv4 shows an IPv4 client of a dual-stack socket as plain IPv4 (127.0.0.1, not ::ffff:127.0.0.1). */
-export function unmapIPv4(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 /** AnyMultiplexServer is a server of any state and option types, for code that takes every server. */

@@ -5,7 +5,14 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { entryKey, formatHelp, isConfigurationError, serverOptions, superviseKey } from '@netplex/core';
+import {
+  entryKey,
+  formatBindTarget,
+  formatHelp,
+  isConfigurationError,
+  serverOptions,
+  superviseKey,
+} from '@netplex/core';
 import { askControl, controlPathFor } from './control.js';
 import { SupervisorError } from './errors.js';
 import { isTypeScript } from './fork-worker.js';
@@ -153,13 +160,7 @@ async function status(args: string[]): Promise<void> {
     process.stdout.write(`${JSON.stringify(s)}\n`);
     return;
   }
-  const ports = s.ports.map((p) =>
-    'path' in p
-      ? `${p.path}|unix`
-      : p.family === 6
-        ? `[${p.address}]:${p.port}/${p.proto}`
-        : `${p.address}:${p.port}/${p.proto}`,
-  );
+  const ports = s.ports.map(formatBindTarget);
   const lines = [
     `state           ${s.state}`,
     `supervisor pid  ${s.supervisor_pid}`,

@@ -10,7 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { AnyMultiplexServer, ListenAddress } from '@netplex/core';
+import { type AnyMultiplexServer, formatBindTarget } from '@netplex/core';
 import { watch } from 'chokidar';
 import { createPrettifier, createPrettyStream } from './pretty.js';
 import { supervise } from './supervise.js';
@@ -38,12 +38,6 @@ export function isIgnored(path: string): boolean {
     /(^|[/\\])(\.#|#)[^/\\]*$/.test(path) ||
     /(^|[/\\])4913$/.test(path)
   );
-}
-
-/** formatAddress names a listen address for a person. */
-export function formatAddress(a: ListenAddress): string {
-  if ('path' in a) return a.path;
-  return a.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
 /**
@@ -88,7 +82,7 @@ export function devSupervise(server: AnyMultiplexServer, runArgs: Record<string,
       void sup.stopped.then(close);
       sup.logger.log(
         2,
-        `listening on ${sup.addresses.map(formatAddress).join(', ')}; watching ${roots.join(', ')}`,
+        `listening on ${sup.addresses.map(formatBindTarget).join(', ')}; watching ${roots.join(', ')}`,
       );
     },
   });

@@ -12,7 +12,7 @@
 import net from 'node:net';
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { BindError, type BindTarget, formatBindTarget } from '@netplex/core';
+import { BindError, type BindTarget, describeBindError, formatBindTarget } from '@netplex/core';
 
 /** ListenHandle is a bound TCP or pipe handle (libuv's, as Node's internals make it). */
 export interface ListenHandle {
@@ -62,15 +62,7 @@ export function createListenHandle(target: BindTarget): ListenHandle {
   }
   if (typeof result === 'number') {
     const name = getSystemErrorName(result);
-    const reason =
-      name === 'EADDRINUSE'
-        ? 'address already in use (another server is listening there)'
-        : name === 'EACCES'
-          ? 'permission denied (ports below 1024 need root, or CAP_NET_BIND_SERVICE)'
-          : name === 'EADDRNOTAVAIL'
-            ? 'address not available on this machine'
-            : name;
-    throw new BindError(formatBindTarget(target), reason);
+    throw new BindError(formatBindTarget(target), describeBindError(name, name));
   }
   return result;
 }

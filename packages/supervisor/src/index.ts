@@ -6,7 +6,7 @@ import { superviseKey } from '@netplex/core';
 import { supervise } from './supervise.js';
 
 export { askControl, type ControlRequest, controlPathFor, serveControl } from './control.js';
-export { devDefaults, devSupervise, formatAddress, isIgnored, packageDirOf, watchAndReload } from './dev.js';
+export { devDefaults, devSupervise, isIgnored, packageDirOf, watchAndReload } from './dev.js';
 export { type SupervisorCode, SupervisorError, supervisorCodes } from './errors.js';
 export { forkWorker, isTypeScript, type WorkerForkOptions, workerExecArgv } from './fork-worker.js';
 export { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';

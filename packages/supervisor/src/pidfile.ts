@@ -72,9 +72,9 @@ export function writePidFile(path: string, pid = process.pid): void {
 
 /** removePidFile removes the pid file if it still names this process. */
 export function removePidFile(path: string, pid = process.pid): void {
-  const state = readPidFile(path);
-  if (state.kind === 'absent') return;
   try {
     if (readFileSync(path, 'utf8').trim() === String(pid)) unlinkSync(path);
-  } catch {}
+  } catch {
+    // Already gone, or unreadable: nothing of ours to remove.
+  }
 }
