@@ -184,6 +184,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     this.args = args;
     this.mux = new Mux<S>({
       clients: () => this.#clients.values(),
+      clientCount: () => this.#clients.size,
       listeners: () => this.#listeners,
       setTimeout: (target, seconds) => this.#setTimeout(target, seconds),
       timeoutOf: (target) => this.#timers.get(target)?.at,

@@ -11,6 +11,7 @@ export type MuxTarget<S> = Client<S> | Listener;
 /** MuxHost is what the server gives the mux to act on. */
 export interface MuxHost<S> {
   clients(): IterableIterator<Client<S>>;
+  clientCount(): number;
   listeners(): readonly Listener[];
   setTimeout(target: MuxTarget<S>, seconds: number | null): void;
   timeoutOf(target: MuxTarget<S>): number | undefined;
@@ -43,9 +44,7 @@ export class Mux<S = Record<string, unknown>> {
 
   /** count is the number of connected, accepted clients. */
   get count(): number {
-    let n = 0;
-    for (const _ of this.#host.clients()) n++;
-    return n;
+    return this.#host.clientCount();
   }
 
   /** write queues bytes for a client; false once it is closing. */

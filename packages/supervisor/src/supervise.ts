@@ -3,7 +3,7 @@
  * the supervisor of that server, with signals, the control socket, and daemonizing.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { openSync, realpathSync, unlinkSync } from 'node:fs';
 import { type AnyMultiplexServer, isConfigurationError } from '@netplex/core';
 import { type ControlRequest, controlPathFor, serveControl } from './control.js';
 import { workerExecArgv } from './fork-worker.js';
@@ -115,7 +115,7 @@ export async function supervise(
   const code = await sup.stopped;
   if (sup.config.pid_file) {
     try {
-      (await import('node:fs')).unlinkSync(controlPathFor(sup.config.pid_file));
+      unlinkSync(controlPathFor(sup.config.pid_file));
     } catch {}
   }
   for (const [sig, fn] of Object.entries(onSignal)) process.off(sig, fn);
@@ -142,7 +142,6 @@ function fail(err: unknown): Promise<never> {
  * daemon is a fresh process that starts over from the command line.
  */
 async function daemonize(logFile: string | undefined): Promise<never> {
-  const { openSync } = await import('node:fs');
   const out = logFile ? openSync(logFile, 'a') : 'ignore';
   const command =
     ((globalThis as Record<symbol, unknown>)[commandKey] as string[] | undefined) ?? process.argv.slice(1);

@@ -141,6 +141,29 @@ describe('the client flow', () => {
     b.destroy();
   });
 
+  it('counts the connected clients in mux.count, a denied one not included', async () => {
+    const counts: number[] = [];
+    class Counted extends Echo {
+      override allowDenyHook(client: Client): boolean {
+        return client.id !== 2;
+      }
+      override muxConnection(mux: Mux, client: Client): void {
+        counts.push(mux.count);
+        client.print('in\n');
+      }
+    }
+    const { port } = await startServer(new Counted(local));
+    const a = await TestClient.connect({ port, host: '127.0.0.1' });
+    await a.waitFor('in');
+    const denied = await TestClient.connect({ port, host: '127.0.0.1' });
+    await denied.waitClosed();
+    const c = await TestClient.connect({ port, host: '127.0.0.1' });
+    await c.waitFor('in');
+    expect(counts).toEqual([1, 2]);
+    a.destroy();
+    c.destroy();
+  });
+
   it('shows an IPv4 client of a dual-stack socket as plain IPv4', async () => {
     const peers: string[] = [];
     class Peer extends Echo {
