@@ -92,6 +92,8 @@ interface Session<S> {
   /** True once muxClose has run; `onClosed` (made only when someone waits) is told then. */
   done: boolean;
   onClosed: Array<() => void> | undefined;
+  /** Told when the connection has no hook running or queued (a migration waits for that). */
+  onSettled: (() => void) | undefined;
 }
 
 /** Where a socket keeps its session, so that one set of event handlers serves every socket. */
@@ -630,6 +632,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       hook: 'postAcceptHook',
       done: false,
       onClosed: undefined,
+      onSettled: undefined,
     };
     this.#sessions.set(client, session);
     (socket as SessionSocket<S>)[kSession] = session;
@@ -896,6 +899,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
 
   #drain(session: Session<S>): void {
     while (!session.busy && session.queue.length > 0) this.#step(session, session.queue.shift()!);
+    if (!session.busy && session.onSettled) {
+      const settled = session.onSettled;
+      session.onSettled = undefined;
+      settled();
+    }
   }
 
   #hookFailed(session: Session<S>, err: unknown): void {
@@ -1131,13 +1139,18 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   }
 
   /** settled waits until a connection has no hook running or queued, up to `ms`. */
-  async #settled(session: Session<S>, ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (session.busy || session.queue.length > 0) {
-      if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    return true;
+  #settled(session: Session<S>, ms: number): Promise<boolean> {
+    if (!session.busy && session.queue.length === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        session.onSettled = undefined;
+        resolve(false);
+      }, ms);
+      session.onSettled = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
   }
 
   // ---------------------------------------------------------------- UDP

@@ -348,6 +348,19 @@ describe('migration', () => {
     for (const c of [...conns, fresh]) c.socket.destroy();
   });
 
+  it('lets a hook in progress finish in the old worker before its connection moves', async () => {
+    const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
+    const { socket } = await greet(port);
+    const slow = ask(socket, 'slow 500');
+    behaviour(behaviourFile, { tag: 'v2' });
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect(await slow).toBe('v1 slow done');
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    expect((await statusJson(pidFile)).last_migration).toMatchObject({ migrated: 1, drained: 0, failed: 0 });
+    expect(await ask(socket, 'after')).toBe('v2 after');
+    socket.destroy();
+  });
+
   it('drains a connection marked not movable while the others migrate', async () => {
     const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
     const pinned = await greet(port);
