@@ -21,7 +21,7 @@ export type SupervisorMessage =
       /** Keys of the targets whose handles will follow; the worker binds the others itself (udp). */
       handleKeys: string[];
       restarting: boolean;
-      /** How long the worker has to get ready; it reports start-up hooks that hang. */
+      /** How long the worker has to get ready. */
       readyTimeoutMs: number;
       /**
        * Connections will migrate from the worker being replaced: hold new connections (they wait,
@@ -65,6 +65,8 @@ export type WorkerMessage =
   /** The entry loaded and reached run(); waiting for `netplex:start`. */
   | { type: 'netplex:hello' }
   | { type: 'netplex:ack'; ack: number }
+  /** While starting: a server-wide hook began (its name) or ended (null). */
+  | { type: 'netplex:hook'; hook: string | null }
   /** Every listener accepts. */
   | { type: 'netplex:ready'; addresses: ListenAddress[] }
   | ({ type: 'netplex:status'; ack: number } & WorkerStatus)

@@ -6,7 +6,6 @@
  * supervisor holds; it only adopts the handle (udp targets, which are not passed, it binds itself).
  */
 import { formatUserError } from './error-format.js';
-import { HookTimeoutError } from './errors.js';
 import { isNetplexMessage, type SupervisorMessage, type WorkerMessage } from './ipc.js';
 import type { AnyMultiplexServer } from './multiplex-server.js';
 import type { BindTarget } from './port-spec.js';
@@ -50,16 +49,9 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
 
     const begin = async (msg: NonNullable<typeof start>) => {
       started = true;
-      // A start-up hook that never settles: say which one, before the supervisor's ready_timeout
-      // ends this worker without knowing why.
-      const hangMs = Math.max(0, msg.readyTimeoutMs - 250);
-      const hang = setTimeout(() => {
-        const hook = server.runningHook;
-        if (!hook) return;
-        const e = new HookTimeoutError(hook, hangMs);
-        exit(1, send({ type: 'netplex:fatal', message: e.message, code: e.code }));
-      }, hangMs);
-      hang.unref();
+      // Each start-up hook is reported as it begins and ends: when ready_timeout runs out, the
+      // supervisor names the one that never settled.
+      server.observeHooks((hook) => void send({ type: 'netplex:hook', hook: hook ?? null }).catch(() => {}));
       try {
         await server.start({
           argv: process.argv.slice(2),
@@ -70,7 +62,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           migrating: msg.migrate ?? false,
         });
       } catch (err) {
-        clearTimeout(hang);
+        server.observeHooks(undefined);
         const e = err as Error & { code?: string };
         exit(
           1,
@@ -78,7 +70,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
         );
         return;
       }
-      clearTimeout(hang);
+      server.observeHooks(undefined);
       void send({ type: 'netplex:ready', addresses: server.addresses() });
       void server.done.then(() => {
         if (leaving) return;

@@ -5,6 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import {
   type BindTarget,
+  HookTimeoutError,
   isNetplexMessage,
   type ListenAddress,
   type SupervisorMessage,
@@ -49,6 +50,8 @@ export class WorkerProcess {
   endloop = false;
   /** fatal holds the worker's start-up error, when it sent one. */
   fatal: string | undefined;
+  /** startingHook names the server-wide hook the worker is in while starting, if any. */
+  startingHook: string | undefined;
   /** When the worker was given its entry (a spare's life before that does not count). */
   startedAt = Date.now();
   /** exited resolves once the process is gone. */
@@ -128,6 +131,9 @@ export class WorkerProcess {
       case 'netplex:endloop':
         this.endloop = true;
         return;
+      case 'netplex:hook':
+        this.startingHook = m.hook ?? undefined;
+        return;
       case 'netplex:fatal':
         this.fatal = m.code ? `${m.message} (${m.code})` : m.message;
         return;
@@ -175,16 +181,18 @@ export class WorkerProcess {
   ): Promise<ListenAddress[]> {
     let timer: NodeJS.Timeout | undefined;
     const failed = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new SupervisorError(
-              'SUP_ERR_READY_TIMEOUT',
-              `worker ${this.pid} was not ready within ${readyTimeoutMs} ms`,
-            ),
-          ),
-        readyTimeoutMs,
-      );
+      timer = setTimeout(() => {
+        // A start-up hook that never settled is the likely cause: name it.
+        const hook = this.startingHook;
+        reject(
+          hook
+            ? new HookTimeoutError(hook, readyTimeoutMs)
+            : new SupervisorError(
+                'SUP_ERR_READY_TIMEOUT',
+                `worker ${this.pid} was not ready within ${readyTimeoutMs} ms`,
+              ),
+        );
+      }, readyTimeoutMs);
       void this.exited.then(({ code, signal }) => {
         const how = signal ? `signal ${signal}` : `code ${code}`;
         reject(

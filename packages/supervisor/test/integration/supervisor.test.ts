@@ -445,21 +445,34 @@ describe('unix and udp listeners', () => {
 });
 
 describe('reload limits', () => {
-  it('ends a new worker whose start-up hook hangs past ready_timeout, naming the hook; the old one keeps serving', async () => {
+  it('ends a new worker not ready within ready_timeout, naming the hook it hangs in; the old one keeps serving', async () => {
     const { proc, port, behaviourFile, pidFile } = await startTagged([
       '--port=127.0.0.1:0',
       '--pid_file={pid}',
-      '--ready_timeout=1',
+      '--ready_timeout=3',
     ]);
     behaviour(behaviourFile, { tag: 'v2', slowStartMs: 60_000 });
     const bad = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
     expect((await bad.waitExit(30_000)).code).toBe(1);
-    // The worker names the hook that hangs, before the supervisor's limit would end it blind.
-    expect(bad.stderr).toMatch(/hook preLoopHook did not settle within 750 ms.*MPX_ERR_HOOK_TIMEOUT/);
+    // The worker reported the hook it entered, so the failure names it rather than a blind timeout.
+    expect(bad.stderr).toMatch(
+      /reload failed \(MPX_ERR_HOOK_TIMEOUT\): hook preLoopHook did not settle within 3000 ms/,
+    );
     const { line, socket } = await greet(port);
     expect(line).toBe('hello from v1');
     socket.destroy();
     expect(proc.lines.some((l) => String(l.msg).includes('hook preLoopHook did not settle'))).toBe(true);
+
+    // A worker stuck before any hook (loading its entry) gets the plain timeout.
+    behaviour(behaviourFile, { tag: 'v3', slowLoadMs: 60_000 });
+    const stuck = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await stuck.waitExit(30_000)).code).toBe(1);
+    expect(stuck.stderr).toMatch(
+      /reload failed \(SUP_ERR_READY_TIMEOUT\): worker \d+ was not ready within 3000 ms/,
+    );
+    const again = await greet(port);
+    expect(again.line).toBe('hello from v1');
+    again.socket.destroy();
   });
 
   it('coalesces reload requests that arrive during a reload into one more', async () => {
