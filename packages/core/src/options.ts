@@ -95,8 +95,10 @@ export const serverOptions = {
     .describe('default host for ports that name none; * binds every interface'),
   ipv: z
     .array(z.union([z.string().min(1), z.number()]))
-    .default(['*'])
-    .describe('IP version for hosts that are names: 4, 6, * or "4 6"'),
+    .default([])
+    .describe(
+      'IP version for hosts that are names: 4, 6, * or "4 6"; unset: the IPV environment variable, else *',
+    ),
   proto: z.array(z.string().min(1)).default(['tcp']).describe('default protocol: tcp, udp or unix'),
   listen: integer(1, 65535).default(511).describe('listen backlog for TCP and unix sockets'),
   reverse_lookups: z

@@ -90,7 +90,7 @@ export interface PortConfig {
   host: string | readonly string[];
   ipv: string | number | readonly (string | number)[];
   proto: string | readonly string[];
-  /** The IPV environment variable (default: not consulted). */
+  /** The IPV environment variable's value; when the key is absent, process.env.IPV is read. */
   envIpv?: string | undefined;
 }
 
@@ -179,14 +179,16 @@ export function pairPortSpecs(config: PortConfig, options: ParseOptions = {}): P
   const ipvs = toList(config?.ipv);
   const protos = toList(config?.proto);
   const pick = <T>(list: readonly T[], i: number): T | undefined => list[Math.min(i, list.length - 1)];
+  // As in Net::Server::Proto, $ENV{IPV} applies when no ipv is set anywhere else.
+  const envIpv = config && 'envIpv' in config ? config.envIpv : process.env.IPV;
   const seen = new Set<string>();
   const out: PortSpec[] = [];
   ports.forEach((port, i) => {
     const defaults: PortSpecDefaults = {
       host: pick(hosts, i) ?? '*',
       proto: pick(protos, i) ?? 'tcp',
-      ipv: pick(ipvs, i) ?? '*',
-      envIpv: config?.envIpv,
+      ipv: pick(ipvs, i) ?? '',
+      envIpv,
     };
     for (const spec of parsePortSpec(port, defaults, options)) {
       const id = `${spec.proto}\0${spec.host}\0${spec.port}\0${spec.ipv}`;

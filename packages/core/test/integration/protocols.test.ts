@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type Client, type InputBuffer, MultiplexServer, type Mux } from '../../src/index.js';
 import { TestClient, withTimeout } from '../helpers/client.js';
 import { LogSink, startServer } from '../helpers/server.js';
@@ -33,6 +33,29 @@ describe('udp', () => {
     sock.send('ping', port, '127.0.0.1');
     expect(await withTimeout(reply, 'a UDP reply')).toBe(`udp 127.0.0.1:${sock.address().port} ping`);
     sock.close();
+  });
+});
+
+describe('the IPV environment variable', () => {
+  it('chooses the IP version of a host name when no ipv is set, as in Net::Server::Proto', async () => {
+    const saved = process.env.IPV;
+    onTestFinished(() => {
+      if (saved === undefined) delete process.env.IPV;
+      else process.env.IPV = saved;
+    });
+    process.env.IPV = '4';
+    const v4 = await startServer(new Echo({ port: ['localhost:0'], log_level: 0 }));
+    expect(v4.server.addresses()).toEqual([{ proto: 'tcp', address: '127.0.0.1', port: v4.port, family: 4 }]);
+    process.env.IPV = '6';
+    const v6 = new Echo({ port: ['localhost:0'], log_level: 0 });
+    try {
+      await v6.start({ logDestination: new LogSink() });
+      // Where localhost has an IPv6 address, only that one is bound.
+      expect(v6.addresses().every((a) => 'family' in a && a.family === 6)).toBe(true);
+      await v6.close();
+    } catch (err) {
+      expect((err as Error).message).toMatch(/localhost.*(IPv6|ipv 6|ipv6)|(IPv6|ipv 6|ipv6).*localhost/i);
+    }
   });
 });
 

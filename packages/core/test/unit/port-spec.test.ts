@@ -679,10 +679,34 @@ describe('pairPortSpecs', () => {
   });
 
   it('falls back to *, tcp and * on empty lists, then to IPV', () => {
-    expect(shape(pairPortSpecs({ port: [80], host: [], ipv: [], proto: [] }))).toEqual([tcp('*', 80, '*')]);
+    expect(shape(pairPortSpecs({ port: [80], host: [], ipv: [], proto: [], envIpv: undefined }))).toEqual([
+      tcp('*', 80, '*'),
+    ]);
     expect(shape(pairPortSpecs({ port: [80], host: [], ipv: [''], proto: [], envIpv: '4' }))).toEqual([
       tcp('*', 80, '4'),
     ]);
+  });
+
+  it('reads the IPV environment variable when no ipv is set, as Net::Server::Proto does', () => {
+    const saved = process.env.IPV;
+    try {
+      process.env.IPV = '6';
+      expect(shape(pairPortSpecs({ port: [80], host: ['localhost'], ipv: [], proto: [] }))).toEqual([
+        tcp('localhost', 80, '6'),
+      ]);
+      // Any ipv setting (here in the port spec, then the ipv option) beats the environment.
+      expect(shape(pairPortSpecs({ port: ['80/IPv4'], host: ['localhost'], ipv: [], proto: [] }))).toEqual([
+        tcp('localhost', 80, '4'),
+      ]);
+      expect(shape(pairPortSpecs({ port: [80], host: ['localhost'], ipv: ['*'], proto: [] }))).toEqual([
+        tcp('localhost', 80, '*'),
+      ]);
+      process.env.IPV = 'seven';
+      expect(() => pairPortSpecs({ port: [80], host: ['localhost'], ipv: [], proto: [] })).toThrow(/IPV|ipv/);
+    } finally {
+      if (saved === undefined) delete process.env.IPV;
+      else process.env.IPV = saved;
+    }
   });
 
   it('skips duplicates, except port 0 which is a new port each time', () => {
