@@ -33,14 +33,16 @@ function stripComment(line: string): string {
 /**
  * parseConfFile reads Net::Server conf_file text: `key value` lines (also `key=value`,
  * `key: value`), `#` comments, blank lines; a list key may repeat. Each value carries its
- * `{ kind: 'conf_file', file, line }` source. Throws UnknownOptionError for an unknown key and
- * ConfigSyntaxError for a line that is not `key value`.
+ * `{ kind: 'conf_file', file, line }` source. Throws UnknownOptionError for an unknown key (unless
+ * `unknown` is 'skip': the line is then left for a reader that knows the key) and ConfigSyntaxError
+ * for a line that is not `key value`.
  */
 export function parseConfFile(
   text: string,
   file: string,
   knownKeys: ReadonlySet<string>,
   listKeys: ReadonlySet<string>,
+  unknown: 'error' | 'skip' = 'error',
 ): OptionValues {
   const values: OptionValues = new Map();
   const lines = text.replace(/^\uFEFF/, '').split('\n');
@@ -54,6 +56,7 @@ export function parseConfFile(
     const [, name = '', separator = '', rawValue = ''] = match;
     const key = resolveKey(name, knownKeys);
     if (key === undefined) {
+      if (unknown === 'skip') continue;
       throw new UnknownOptionError({ key: name, source, suggestion: suggestKey(name, knownKeys) });
     }
     const value = rawValue.trim();

@@ -43,6 +43,12 @@ export interface ConfigSources {
   env?: NodeJS.ProcessEnv | undefined;
   /** Directory a relative conf_file is resolved against; `process.cwd()` when unset. */
   cwd?: string | undefined;
+  /**
+   * What a conf_file key that the shape does not know does: 'error' (the default) throws
+   * UnknownOptionError; 'skip' leaves it to a reader that knows it. The supervisor skips when it
+   * reloads: a key the new code adds is the new worker's to validate.
+   */
+  confUnknown?: 'error' | 'skip' | undefined;
 }
 
 /** Config is the validated configuration of an options shape. */
@@ -222,7 +228,7 @@ export function loadConfig<S extends z.ZodRawShape>(shape: S, sources: ConfigSou
     const file = validate('conf_file', shape.conf_file, confSetting, false);
     if (typeof file === 'string' && file !== '') {
       const text = readConfFile(resolve(sources.cwd ?? process.cwd(), file));
-      confLayer = layerFromText(parseConfFile(text, file, keys.known, keys.list));
+      confLayer = layerFromText(parseConfFile(text, file, keys.known, keys.list, sources.confUnknown));
     }
   }
 

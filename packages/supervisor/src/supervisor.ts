@@ -130,8 +130,12 @@ export class Supervisor {
     this.#spare = opts.initialSpare;
   }
 
-  /** loadConfiguration resolves the configuration from every source; it throws a ConfigError when it is bad. */
-  loadConfiguration(): Readonly<ServerConfig> {
+  /**
+   * loadConfiguration resolves the configuration from every source; it throws a ConfigError when it
+   * is bad. For a reload, conf_file keys this process's copy of the server does not know are skipped:
+   * new code may add options, and the new worker, which loads that code, validates them.
+   */
+  loadConfiguration(reload = false): Readonly<ServerConfig> {
     const { server, runArgs, argv, cwd } = this.#opts;
     const ctor = server.constructor as typeof MultiplexServer;
     const shape = { ...serverOptions, ...ctor.options } as OptionsShape;
@@ -141,6 +145,7 @@ export class Supervisor {
       run: runArgs,
       defaults: { ...this.#opts.defaults, ...server.defaultValues() },
       cwd: cwd ?? process.cwd(),
+      confUnknown: reload ? 'skip' : 'error',
     });
     return config as unknown as Readonly<ServerConfig>;
   }
@@ -260,7 +265,7 @@ export class Supervisor {
     let targets: BindTarget[];
     const added: string[] = [];
     try {
-      config = this.loadConfiguration();
+      config = this.loadConfiguration(true);
       targets = await resolveBindTargets(pairPortSpecs(config));
       for (const key of await this.#bindNew(targets)) added.push(key);
     } catch (err) {

@@ -118,6 +118,23 @@ describe('parseConfFile', () => {
   });
 });
 
+describe('parseConfFile with unknown keys skipped', () => {
+  it('leaves unknown keys to another reader and still checks the syntax of every line', () => {
+    const values = parseConfFile(
+      'log_level 3\nmotto carry on\nport 7000\n',
+      'x.conf',
+      known,
+      listKeys,
+      'skip',
+    );
+    expect(plain(values)).toEqual({ log_level: '3', port: ['7000'] });
+    expect(() => parseConfFile('motto carry on\n!!!\n', 'x.conf', known, listKeys, 'skip')).toThrow(
+      ConfigSyntaxError,
+    );
+    expect(() => parseConfFile('motto carry on\n', 'x.conf', known, listKeys)).toThrow(UnknownOptionError);
+  });
+});
+
 describe('readConfFile', () => {
   const dir = mkdtempSync(join(tmpdir(), 'netplex-conf-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

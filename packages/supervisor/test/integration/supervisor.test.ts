@@ -300,6 +300,31 @@ describe('reload', () => {
     socket.destroy();
   });
 
+  it('reloads into code that adds an option set in the conf file; the new worker validates it', async () => {
+    const dir = tempDir();
+    const conf = join(dir, 'server.conf');
+    writeFileSync(conf, 'port 127.0.0.1:0\n');
+    const { port, pidFile, behaviourFile } = await startTagged(['--conf_file', conf, '--pid_file={pid}'], {
+      dir,
+    });
+    // The new code declares `motto`, and the conf file sets it in the same reload.
+    behaviour(behaviourFile, { tag: 'v2', motto: true });
+    writeFileSync(conf, 'port 127.0.0.1:0\nmotto carry on\n');
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    const v2 = await greet(port);
+    expect(v2.line).toBe('hello from v2: carry on');
+    v2.socket.destroy();
+    // A key that the new code does not know either is still refused, by the new worker, with file and line.
+    writeFileSync(conf, 'port 127.0.0.1:0\nmotto carry on\nmottto typo\n');
+    const bad = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await bad.waitExit(30_000)).code).toBe(1);
+    expect(bad.stderr).toMatch(new RegExp(`${conf}:3.*mottto.*motto`));
+    const still = await greet(port);
+    expect(still.line).toBe('hello from v2: carry on');
+    still.socket.destroy();
+  });
+
   it('binds ports added to the configuration and closes removed ones after the old worker retires', async () => {
     const dir = tempDir();
     const conf = join(dir, 'server.conf');
