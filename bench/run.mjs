@@ -16,12 +16,17 @@
  * ends, and again on any exit path, so that no server outlives the run. All traffic is loopback.
  * BENCH_IDLE_CONNS sets the idle-memory connection count (default 10000; 1000 with --quick).
  * BENCH_BUSY_CONNS sets the busy migration scenario's connections with --quick (default 100).
+ *
+ * The reload scenario's PM2 baselines need PM2, which is not a workspace dependency: a full run
+ * installs a pinned version with npm into bench/build/pm2 when it is missing; --quick runs them only
+ * if it is there. Without it (no network) those rows are left out and the table says why.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -115,13 +120,58 @@ async function stopChild(child, ms = 10_000) {
   clearTimeout(timer);
 }
 
+/**
+ * descendantsOf lists the live processes below `roots` (children, their children, ...), read from the
+ * parent pids in /proc: a supervisor's workers, a PM2 daemon's apps.
+ */
+function descendantsOf(roots) {
+  const below = new Map(); // parent pid -> child pids
+  let names = [];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after its last ")".
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (!below.has(ppid)) below.set(ppid, []);
+    below.get(ppid).push(Number(name));
+  }
+  const out = [];
+  const queue = [...roots];
+  while (queue.length) {
+    for (const pid of below.get(queue.shift()) ?? []) {
+      if (out.includes(pid) || roots.includes(pid)) continue;
+      out.push(pid);
+      queue.push(pid);
+    }
+  }
+  return out;
+}
+
 function killEverything() {
+  // What runs below our processes is found before they die (their children are then re-parented).
+  const ours = [...grandchildren].filter(([pid, mark]) => cmdlineOf(pid)?.includes(mark)).map(([pid]) => pid);
+  const below = descendantsOf([...children.keys(), ...ours]);
   for (const child of children.values()) {
     try {
       child.kill('SIGKILL');
     } catch {}
   }
   killStray('SIGKILL');
+  for (const pid of below) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
 }
 process.on('exit', killEverything);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -819,10 +869,124 @@ async function scenarioMemory() {
 // ------------------------------------------------------------------ 4: reload under load
 
 /**
- * A reload kind: how to start the server (it must greet with "PID %011d\n"), and how to reload it
- * (a signal to a pid, or a save of a watched file).
+ * PM2, a reload baseline, is not a dependency of the workspace: a full run installs this version into
+ * bench/build/pm2 (gitignored) unless it is there already, and --quick uses it only if it is there.
+ * Every PM2 kind runs its own daemon under a private PM2_HOME, so a user's PM2 is never touched.
  */
-function reloadKinds() {
+const PM2_VERSION = '7.0.4';
+const PM2_DIR = join(BUILD, 'pm2');
+const PM2_CLI = join(PM2_DIR, 'node_modules/pm2/bin/pm2');
+
+/** ensurePm2 resolves to undefined when PM2_VERSION is ready to use, or to why the PM2 rows are missing. */
+function ensurePm2() {
+  const installed = () => {
+    try {
+      const pkg = JSON.parse(readFileSync(join(PM2_DIR, 'node_modules/pm2/package.json'), 'utf8'));
+      return pkg.version === PM2_VERSION;
+    } catch {
+      return false;
+    }
+  };
+  if (installed()) return undefined;
+  if (QUICK)
+    return `pm2@${PM2_VERSION} is not in bench/build/pm2, and --quick does not install it (a full run does)`;
+  log(`installing pm2@${PM2_VERSION} into ${relative(ROOT, PM2_DIR)} (for the bench only)`);
+  mkdirSync(PM2_DIR, { recursive: true });
+  const r = spawnSync(
+    'npm',
+    [
+      'install',
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      '--fetch-retries=1',
+      '--prefix',
+      PM2_DIR,
+      `pm2@${PM2_VERSION}`,
+    ],
+    { cwd: PM2_DIR, encoding: 'utf8', timeout: 300_000 },
+  );
+  const lines = (r.stderr ?? '').split('\n');
+  const why = (
+    lines.find((l) => l.includes('reason:')) ??
+    lines.find((l) => l.startsWith('npm error code')) ??
+    lines.find((l) => l.trim()) ??
+    ''
+  )
+    .replace(/^npm error (network )?/, '')
+    .trim();
+  if (r.error) return `npm install pm2@${PM2_VERSION} failed: ${r.error.message}`;
+  if (r.status !== 0)
+    return `npm install pm2@${PM2_VERSION} failed (exit ${r.status})${why ? `: ${why}` : ''}`;
+  return installed()
+    ? undefined
+    : `npm install pm2@${PM2_VERSION} ran but bench/build/pm2 has no pm2 ${PM2_VERSION}`;
+}
+
+/** pm2Env is the environment of PM2's CLI and daemon: its own home, no update check, no PM2 Plus agent. */
+const pm2Env = (home) => ({
+  ...process.env,
+  PM2_HOME: home,
+  PM2_DISABLE_VERSION_CHECK: 'true',
+  PM2_NO_INTERACTION: 'true',
+  PM2_DISCRETE_MODE: 'true',
+  FORCE_COLOR: '0',
+});
+
+/**
+ * runPm2 runs PM2's CLI on the server CPU (the daemon it may start inherits the pinning) and resolves
+ * with its output once it exits 0.
+ */
+function runPm2(args, home, ms = 60_000) {
+  const [c, a] = onServerCpu(process.execPath, [PM2_CLI, ...args]);
+  const child = track(spawn(c, a, { cwd: ROOT, env: pm2Env(home), stdio: ['ignore', 'pipe', 'pipe'] }));
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve(out);
+      const last = out
+        .replace(/\x1b\[[0-9;]*m/g, '')
+        .trim()
+        .split('\n')
+        .slice(-3)
+        .join(' / ');
+      reject(new Error(`pm2 ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${last}`));
+    });
+  });
+}
+
+/**
+ * pm2Daemon is the pid of the PM2 daemon of `home` while it runs, else undefined. Its title names its
+ * home, but cut to the length of its original command line, so only PM2_DIR is certain to be in it.
+ */
+function pm2Daemon(home) {
+  let pid;
+  try {
+    pid = Number(readFileSync(join(home, 'pm2.pid'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  return pid > 0 && cmdlineOf(pid)?.includes(PM2_DIR) ? pid : undefined;
+}
+
+/**
+ * A reload kind: how to start the server (it must greet with "PID %011d\n"), and how to reload it
+ * (a signal to a pid, a save of a watched file, or a command: `reload()` then returns its promise).
+ */
+function reloadKinds({ pm2 = false } = {}) {
   const kinds = [];
   const watchDir = join(BUILD, 'watch');
   /** A private copy of a server in its own package, so a watcher sees only it (and saving it is harmless). */
@@ -837,6 +1001,58 @@ function reloadKinds() {
   };
   const save = (file) => () => appendFileSync(file, `// saved at ${Date.now()}\n`);
   const hup = (pid) => () => process.kill(pid, 'SIGHUP');
+
+  /**
+   * The raw echo server under PM2, set up for reloads the way PM2's users do it: `pm2 start` (with
+   * `modeArgs`), then `pm2 reload NAME` from PM2's CLI, issued when the latency clock starts and not
+   * awaited. Everything of PM2's (CLI, daemon, apps) runs in PM2_DIR, which is the mark of its pids.
+   */
+  const pm2Kind = (id, label, modeArgs) => ({
+    id,
+    label,
+    start: async () => {
+      const dir = join(PM2_DIR, 'apps', id);
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, 'raw-echo.mjs');
+      writeFileSync(file, readFileSync(join(SERVERS, 'raw-echo.mjs')));
+      const home = join(PM2_DIR, `home-${process.pid}-${id}`);
+      rmSync(home, { recursive: true, force: true });
+      const port = await freePort();
+      const stop = async () => {
+        const daemon = pm2Daemon(home);
+        if (daemon !== undefined) {
+          grandchildren.set(daemon, PM2_DIR);
+          for (const pid of descendantsOf([daemon])) grandchildren.set(pid, PM2_DIR);
+          await runPm2(['kill'], home, 30_000).catch((err) => log(`${id}: ${err.message}`));
+        }
+        killStray('SIGKILL', PM2_DIR);
+        rmSync(home, { recursive: true, force: true });
+      };
+      try {
+        await runPm2(['start', file, '--name', id, ...modeArgs, '--', String(port), '--header'], home);
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      const daemon = pm2Daemon(home);
+      if (daemon === undefined) {
+        await stop();
+        throw new Error(`pm2 start gave no daemon in ${relative(ROOT, home)}`);
+      }
+      grandchildren.set(daemon, PM2_DIR);
+      for (const pid of descendantsOf([daemon])) grandchildren.set(pid, PM2_DIR);
+      return { port, pid: daemon, reload: () => runPm2(['reload', id], home), stop, mark: PM2_DIR };
+    },
+  });
+  const pm2Kinds = pm2
+    ? [
+        // 2 instances is what `-i max` gives on this 2-core machine, fixed so that the row means the
+        // same elsewhere; PM2 reloads cluster instances one at a time, each replaced once its successor listens.
+        pm2Kind('pm2_cluster', 'pm2 reload, cluster mode, 2 instances', ['-i', '2']),
+        // In fork mode `pm2 reload` restarts the one process: stop, then start.
+        pm2Kind('pm2_fork', 'pm2 reload, fork mode, 1 instance', []),
+      ]
+    : [];
 
   kinds.push({
     id: 'netplex_hup_js',
@@ -854,7 +1070,7 @@ function reloadKinds() {
       return { ...s, reload: hup(s.supervisorPid) };
     },
   });
-  if (QUICK) return kinds;
+  if (QUICK) return [...kinds, ...pm2Kinds];
   kinds.push({
     id: 'netplex_dev_save',
     label: 'netplex dev .js, file save',
@@ -918,7 +1134,7 @@ function reloadKinds() {
       },
     });
   }
-  return kinds;
+  return [...kinds, ...pm2Kinds];
 }
 
 /** reloadOnce runs the reload-under-load client against one kind while reloading it CFG.reloads times. */
@@ -946,16 +1162,21 @@ async function reloadOnce(kind) {
     await sleep(1000);
     const signals = [];
     const reloadErrors = [];
+    const pending = []; // reloads that are commands (pm2 reload): their outcome comes later
     for (let i = 0; i < CFG.reloads; i++) {
       signals.push(nowNs());
+      const what = `reload ${i + 1}`;
       try {
-        server.reload();
+        const p = server.reload();
+        if (p instanceof Promise)
+          pending.push(p.catch((err) => reloadErrors.push(`${what}: ${err.message ?? err}`)));
       } catch (err) {
-        reloadErrors.push(`reload ${i + 1}: ${err.message ?? err}`);
+        reloadErrors.push(`${what}: ${err.message ?? err}`);
       }
       await sleep(CFG.reloadEvery * 1000);
     }
     const res = await load;
+    await Promise.all(pending);
     // Every pid the client saw is ours: remember them so that none outlives the run.
     const mark = server.mark === undefined ? 'pid-echo' : server.mark;
     if (mark) for (const [, , pid] of res.new) if (pid > 0 && pid < 2 ** 22) grandchildren.set(pid, mark);
@@ -1017,7 +1238,10 @@ async function scenarioReload() {
     every_s: CFG.reloadEvery,
     kinds: {},
   };
-  for (const kind of reloadKinds()) {
+  const pm2Missing = ensurePm2();
+  out.pm2 = pm2Missing ? { version: PM2_VERSION, skipped: pm2Missing } : { version: PM2_VERSION };
+  if (pm2Missing) log(`skipped: the PM2 reload baselines: ${pm2Missing}`);
+  for (const kind of reloadKinds({ pm2: !pm2Missing })) {
     try {
       const a = analyzeReload(await reloadOnce(kind));
       out.kinds[kind.id] = { label: kind.label, ...a };
@@ -1309,6 +1533,12 @@ function markdown(r) {
         '',
         'Reload latency is signal (or save) to the first new connection served by a process not seen before it. "On old code" counts persistent connections alive at the end whose greeting came from a process that has since been replaced. With netplex\'s default reload_mode migrate those connections have in fact moved to the new worker (the greeting is not sent again); with reload_mode drain they stay on the retired worker for drain_timeout.',
       );
+      if (rel.pm2?.skipped) L.push('', `No PM2 rows: ${rel.pm2.skipped}.`);
+      else if (rel.pm2)
+        L.push(
+          '',
+          `PM2 ${rel.pm2.version} (installed for the bench only, in bench/build/pm2) runs the same raw node:net echo server; a reload is the \`pm2 reload\` command, its latency counted from when the command is issued.`,
+        );
     }
   }
 
