@@ -49,8 +49,10 @@ export type SupervisorMessage =
   | { type: 'netplex:server-state'; data: FrozenServer | null }
   /** To the new worker: one connection, its socket handle sent with the message. */
   | { type: 'netplex:conn'; seq: number; conn: FrozenConnection }
-  /** To the old worker: whether the new worker took connection `seq`. */
-  | { type: 'netplex:conn-ack'; seq: number; ok: boolean; error?: string }
+  /** To the new worker: output the old worker wrote to connection `id` after sending it. */
+  | { type: 'netplex:conn-output'; id: number; output: string }
+  /** To the old worker: the connections (by seq) the new worker took, and those it did not. */
+  | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** To the old worker: the new one failed; accept again on the handles just sent. */
   | { type: 'netplex:resume' };
 
@@ -77,8 +79,9 @@ export type WorkerMessage =
   /** From the old worker during a migration; relayed to the new one. */
   | { type: 'netplex:server-state'; data: FrozenServer | null }
   | { type: 'netplex:conn'; seq: number; conn: FrozenConnection }
-  /** From the new worker: it took (or could not take) connection `seq`. */
-  | { type: 'netplex:conn-ack'; seq: number; ok: boolean; error?: string }
+  | { type: 'netplex:conn-output'; id: number; output: string }
+  /** From the new worker: the connections it took and those it could not, a batch at a time. */
+  | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** From the old worker: the migration is over; what moved, what stays to drain. */
   | { type: 'netplex:migrated'; migrated: number; drained: number; failed: number; ms: number };
 
@@ -101,12 +104,12 @@ export interface FrozenConnection {
   listener: string;
   peerhost: string | undefined;
   connectedAt: number;
-  /** Input read by the old worker and not consumed, base64. */
-  input: string;
+  /** Input read by the old worker and not consumed, base64; absent when there is none. */
+  input?: string;
   /** Output written while the connection was moving, base64: the new worker sends it first. */
-  output: string;
-  /** Milliseconds left on the connection's timeout, or null. */
-  timeoutMs: number | null;
+  output?: string;
+  /** Milliseconds left on the connection's timeout; absent when none is set. */
+  timeoutMs?: number;
   /** What muxFreeze() returned (by default the client's state). */
   state: unknown;
 }

@@ -66,6 +66,8 @@ export interface MigrationChannel {
   state(data: FrozenServer): Promise<void>;
   /** Sends one connection with its socket handle; resolves true once the new worker has it. */
   conn(frozen: FrozenConnection, handle: unknown): Promise<boolean>;
+  /** Sends output written to connection `id` after it was sent, once the new worker has it. */
+  output(id: number, data: Buffer): void;
 }
 
 /** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
@@ -126,8 +128,21 @@ class SocketTransport implements Transport {
   }
 }
 
-/** How many connections a migration moves at once. */
-const MIGRATION_WINDOW = 64;
+/**
+ * How many connections a migration has on their way at once (sent, not yet taken by the new
+ * worker): between these bounds, as many as the new worker takes in MIGRATION_PAUSE_MS. Node passes
+ * one socket handle per IPC round trip, which under load takes an event-loop turn of each worker:
+ * a connection's pause is then about the window times that turn.
+ */
+const MIGRATION_WINDOW_MIN = 2;
+const MIGRATION_WINDOW_MAX = 64;
+const MIGRATION_PAUSE_MS = 20;
+
+/** How long a migration waits for a connection's hook in progress to settle before it lets it drain. */
+const SETTLE_MS = 2_000;
+
+/** How long a migration waits for a connection's output to reach the kernel before it lets it drain. */
+const FLUSH_MS = 2_000;
 
 /** How long close() lets clients flush their output before it drops them. */
 const CLOSE_FLUSH_MS = 5_000;
@@ -159,7 +174,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #listeners: Listener[] = [];
   readonly #clients = new Set<Client<S>>();
   readonly #sessions = new Map<Client<S>, Session<S>>();
-  readonly #timers = new Map<MuxTarget<S>, { timer: NodeJS.Timeout; at: number }>();
+  /** Armed timeouts; `timer` is undefined for one that came due while its connection was migrating. */
+  readonly #timers = new Map<MuxTarget<S>, { timer: NodeJS.Timeout | undefined; at: number }>();
   #dequeueTimer: NodeJS.Timeout | undefined;
   #access: ReturnType<typeof createAccessControl> | undefined;
   #closing: Promise<void> | undefined;
@@ -697,6 +713,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     const { client } = session;
     if (client.phase === 'closed' || session.failed) return;
     client.input.append(chunk);
+    // Being frozen for a migration: the input moves with the connection.
+    if (client.phase === 'migrating') return;
     if (session.busy || session.queue.length > 0) {
       if (client.input.length > this.#maxInput) {
         this.#overLimit(session, 'max_input_buffer', `${client.input.length} bytes of input not consumed`);
@@ -931,9 +949,12 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   /**
    * migrateOut, in the worker a reload replaces, stops accepting and moves every movable connection
    * to the new worker through `channel`: its socket, unread input, output written meanwhile, timeout
-   * and state. Exactly once: reading stops before the input is taken, and the socket's own output
-   * reaches the kernel before the socket moves. A connection the new worker does not take stays
-   * here and goes on being served. What does not move is left for retire() to drain.
+   * and state. Each connection goes on being served here until its own turn comes, and only then
+   * stops reading; a small, adaptive window of connections is on their way (sent, not yet taken) at
+   * once, so that a client's pause is its own handover. Exactly once: reading stops before the
+   * input is taken, and the socket's own output reaches the kernel before the socket moves. A
+   * connection the new worker does not take stays here and goes on being served. What does not
+   * move is left for retire() to drain.
    */
   async migrateOut(channel: MigrationChannel): Promise<MigrationCounts> {
     const began = Date.now();
@@ -942,40 +963,107 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     await Promise.all(this.#listeners.map((l) => closeListener(l)));
     await channel.state({ requests: this.requests, custom: await this.serverFreeze() });
     const counts: MigrationCounts = { migrated: 0, drained: 0, failed: 0, ms: 0 };
-    // Up to MIGRATION_WINDOW connections are on their way at once: each one waits for its own
-    // acknowledgement, but the round trips through the supervisor overlap.
     const sessions = [...this.#sessions.values()];
-    // Every movable connection stops reading now, so that the worker's time goes to moving them
-    // rather than to serving the ones still waiting their turn (the pause is then one, short, for all).
-    for (const session of sessions) if (this.#isMovable(session)) this.#stopReading(session);
-    let next = 0;
-    const mover = async () => {
-      while (next < sessions.length) await this.#migrateOne(sessions[next++]!, channel, counts);
-    };
-    await Promise.all(Array.from({ length: Math.min(MIGRATION_WINDOW, sessions.length) }, mover));
+    await new Promise<void>((done) => {
+      let next = 0;
+      /** Connections that were made ready (see below) when their turn came: they go next. */
+      const readied: Array<Session<S>> = [];
+      /** Connections still served while a hook settles or output flushes (not stopped: not counted). */
+      let readying = 0;
+      /** Connections stopped and not yet taken by the new worker: bounded by the window. */
+      let moving = 0;
+      // The window adapts to how fast connections are taken (averaged per connection): as many on
+      // their way as are taken within MIGRATION_PAUSE_MS, so that a connection waits about that long
+      // behind the others, whether moving is fast (idle workers) or slow (busy ones).
+      let window = MIGRATION_WINDOW_MIN;
+      let perConnMs: number | undefined;
+      let lastTaken = 0;
+      const taken = () => {
+        const now = performance.now();
+        if (lastTaken > 0) {
+          const dt = now - lastTaken;
+          perConnMs = perConnMs === undefined ? dt : perConnMs + (dt - perConnMs) / 16;
+          window = Math.max(
+            MIGRATION_WINDOW_MIN,
+            Math.min(MIGRATION_WINDOW_MAX, Math.floor(MIGRATION_PAUSE_MS / Math.max(perConnMs, 0.001))),
+          );
+        }
+        lastTaken = now;
+      };
+      const send = (session: Session<S>, frozen: FrozenConnection) => {
+        void this.#handOver(session, frozen, channel).then((ok) => {
+          moving--;
+          if (ok) {
+            counts.migrated++;
+            taken();
+          } else counts.failed++;
+          pump();
+        });
+      };
+      const freeze = (session: Session<S>) => {
+        moving++;
+        const frozen = this.#freeze(session);
+        if (frozen === undefined) {
+          moving--;
+          counts.drained++;
+        } else if (isPromiseLike(frozen)) {
+          void frozen.then((f) => {
+            if (f) send(session, f);
+            else {
+              moving--;
+              counts.drained++;
+              pump();
+            }
+          });
+        } else send(session, frozen);
+      };
+      const pump = () => {
+        while (moving < window && (readied.length > 0 || next < sessions.length)) {
+          const again = readied.length > 0;
+          const session = again ? readied.shift()! : sessions[next++]!;
+          // Closed before its turn: nothing to move or drain.
+          if (session.client.phase === 'closed') continue;
+          const ready = again ? undefined : this.#ready(session);
+          if (ready) {
+            readying++;
+            void ready.then(() => {
+              readying--;
+              readied.push(session);
+              pump();
+            });
+            continue;
+          }
+          freeze(session);
+        }
+        if (next >= sessions.length && readied.length === 0 && readying === 0 && moving === 0) done();
+      };
+      pump();
+    });
     counts.ms = Date.now() - began;
     return counts;
   }
 
-  async #migrateOne(session: Session<S>, channel: MigrationChannel, counts: MigrationCounts): Promise<void> {
-    const frozen = await this.#freeze(session);
-    if (!frozen) {
-      counts.drained++;
-      return;
-    }
+  /** handOver sends a frozen connection; true once the new worker has it (this copy is released). */
+  async #handOver(
+    session: Session<S>,
+    frozen: FrozenConnection,
+    channel: MigrationChannel,
+  ): Promise<boolean> {
     let ok = false;
     try {
       ok = await channel.conn(frozen, (session.socket as unknown as { _handle: unknown })._handle);
     } catch {
       ok = false;
     }
-    if (ok) {
-      this.#release(session);
-      counts.migrated++;
-    } else {
+    if (!ok) {
       this.#unfreeze(session);
-      counts.failed++;
+      return false;
     }
+    // Output written while the connection was on its way follows it.
+    const late = session.client.takeHeldOutput();
+    if (late.length > 0) channel.output(frozen.id, late);
+    this.#release(session);
+    return true;
   }
 
   /**
@@ -1032,11 +1120,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     this.#clients.add(client);
     this.requests = Math.max(this.requests, frozen.id);
     // What the old worker wrote while the socket was moving goes out before anything written here.
-    const output = Buffer.from(frozen.output, 'base64');
-    if (output.length > 0) socket.write(output);
-    const input = Buffer.from(frozen.input, 'base64');
-    if (input.length > 0) client.input.append(input);
-    if (frozen.timeoutMs !== null) this.#setTimeout(client, frozen.timeoutMs / 1000);
+    if (frozen.output !== undefined) socket.write(Buffer.from(frozen.output, 'base64'));
+    if (frozen.input !== undefined) client.input.append(Buffer.from(frozen.input, 'base64'));
+    if (frozen.timeoutMs !== undefined) this.#setTimeout(client, frozen.timeoutMs / 1000);
     this.#enqueue(session, () => {
       session.hook = 'muxThaw';
       return this.muxThaw(this.mux, client, frozen.state);
@@ -1047,7 +1133,19 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     }
   }
 
-  /** freeze stops a connection and takes what moves of it; undefined when it cannot move (it drains). */
+  /**
+   * adoptedOutput, in the new worker, sends what the old worker wrote to connection `id` after it
+   * had frozen it (a broadcast from a connection still served there): it follows the socket.
+   */
+  adoptedOutput(id: number, output: Buffer): void {
+    for (const client of this.#clients) {
+      if (client.id === id) {
+        client.write(output);
+        return;
+      }
+    }
+  }
+
   /** isMovable says whether a connection can migrate at all (a live, movable stream connection). */
   #isMovable(session: Session<S>): boolean {
     const { client, socket } = session;
@@ -1061,6 +1159,18 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     );
   }
 
+  /**
+   * ready, when a connection's turn to move comes with a hook in progress or output not yet in the
+   * kernel, waits (up to SETTLE_MS, FLUSH_MS) for that while the connection is still served, so that
+   * its pause does not include it; undefined when there is nothing to wait for. freeze checks again.
+   */
+  #ready(session: Session<S>): Promise<unknown> | undefined {
+    if (!this.#isMovable(session)) return undefined;
+    if (session.busy || session.queue.length > 0) return this.#settled(session, SETTLE_MS);
+    if (session.socket!.writableLength > 0) return waitFlushed(session.socket!, FLUSH_MS);
+    return undefined;
+  }
+
   /** stopReading leaves further input in the kernel, where it moves with the socket. */
   #stopReading(session: Session<S>): void {
     const socket = session.socket!;
@@ -1068,39 +1178,69 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     (socket as unknown as { _handle: { readStop(): number } })._handle.readStop();
   }
 
-  async #freeze(session: Session<S>): Promise<FrozenConnection | undefined> {
-    const { client, socket } = session;
-    if (!socket || !this.#isMovable(session)) {
-      // Stopped with the others but no longer movable (closing, failed): let it finish here.
-      if (socket && client.phase === 'connected') this.#unfreeze(session);
-      return undefined;
-    }
-    // A hook in progress finishes here first (bounded): the state it leaves is the state that moves.
-    if (!(await this.#settled(session, 2000))) {
-      this.#unfreeze(session);
-      return undefined;
-    }
-    client.phase = 'migrating';
+  /**
+   * freeze stops a connection and takes what moves of it, at once when it can (no hook running, its
+   * output in the kernel), else once it can; undefined when it cannot move (it stays and drains).
+   * In order: reading stops, the hook in progress settles (here, with its input), writes are held
+   * from then on, the input the stream read ahead is taken, the socket's own output reaches the
+   * kernel, and muxFreeze runs.
+   */
+  #freeze(session: Session<S>): FrozenConnection | undefined | Promise<FrozenConnection | undefined> {
+    if (!this.#isMovable(session)) return undefined;
     this.#stopReading(session);
-    // What the stream read ahead is input the old worker owns: it moves with the connection.
-    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
-      client.input.append(chunk);
+    if (session.busy || session.queue.length > 0) {
+      return this.#settled(session, SETTLE_MS).then((settled) =>
+        settled && this.#isMovable(session) ? this.#freezeSettled(session) : this.#unfrozen(session),
+      );
     }
-    const flushed = await waitFlushed(socket, 2000);
-    if (!flushed || client.phase !== 'migrating' || session.queue.length > 0) {
-      this.#unfreeze(session);
-      return undefined;
+    return this.#freezeSettled(session);
+  }
+
+  #freezeSettled(session: Session<S>): FrozenConnection | undefined | Promise<FrozenConnection | undefined> {
+    const { client } = session;
+    const socket = session.socket!;
+    // From here on, what anyone writes to this client is held, to be sent by the new worker.
+    client.phase = 'migrating';
+    // The stream's read-ahead is input this worker owns: read() hands each chunk to the 'data'
+    // handler, which, while migrating, only appends it to the client's input.
+    while (socket.read() !== null);
+    if (socket.writableLength > 0) {
+      // Held writes leave the socket's buffer to shrink: this waits only for the client to read.
+      return waitFlushed(socket, FLUSH_MS).then((flushed) =>
+        flushed ? this.#capture(session) : this.#unfrozen(session),
+      );
     }
-    const timer = this.#timers.get(client);
+    return this.#capture(session);
+  }
+
+  /** capture runs muxFreeze and builds what is sent, unless something happened to the connection meanwhile. */
+  #capture(session: Session<S>): FrozenConnection | undefined | Promise<FrozenConnection | undefined> {
+    const { client } = session;
+    if (client.phase !== 'migrating' || session.busy || session.queue.length > 0)
+      return this.#unfrozen(session);
     let state: unknown;
     try {
-      state = await this.muxFreeze(this.mux, client);
+      state = this.muxFreeze(this.mux, client);
     } catch (err) {
       this.#logHookError(new HookError('muxFreeze', err), client);
-      this.#unfreeze(session);
-      return undefined;
+      return this.#unfrozen(session);
     }
-    return {
+    if (!isPromiseLike(state)) return this.#frozen(session, state);
+    return Promise.resolve(state).then(
+      (value) => this.#frozen(session, value),
+      (err: unknown) => {
+        this.#logHookError(new HookError('muxFreeze', err), client);
+        return this.#unfrozen(session);
+      },
+    );
+  }
+
+  #frozen(session: Session<S>, state: unknown): FrozenConnection | undefined {
+    const { client } = session;
+    // Closed or handed a step while an async muxFreeze ran: it stays.
+    if (client.phase !== 'migrating' || session.busy || session.queue.length > 0)
+      return this.#unfrozen(session);
+    const frozen: FrozenConnection = {
       id: client.id,
       proto: client.proto === 'unix' ? 'unix' : 'tcp',
       peeraddr: client.peeraddr,
@@ -1110,11 +1250,21 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       listener: client.listener,
       peerhost: client.peerhost,
       connectedAt: client.connectedAt.getTime(),
-      input: client.input.bytes().toString('base64'),
-      output: client.takeHeldOutput().toString('base64'),
-      timeoutMs: timer ? Math.max(0, timer.at - Date.now()) : null,
       state,
     };
+    // Empty input and output (the common case) and no timeout are left out of the message.
+    if (client.input.length > 0) frozen.input = client.input.bytes().toString('base64');
+    const output = client.takeHeldOutput();
+    if (output.length > 0) frozen.output = output.toString('base64');
+    const timer = this.#timers.get(client);
+    if (timer) frozen.timeoutMs = Math.max(0, timer.at - Date.now());
+    return frozen;
+  }
+
+  /** unfrozen puts a connection back to work here and says it does not move. */
+  #unfrozen(session: Session<S>): undefined {
+    this.#unfreeze(session);
+    return undefined;
   }
 
   /** unfreeze puts a connection that did not move back to work here. */
@@ -1125,6 +1275,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     if (held.length > 0) client.write(held);
     (socket as unknown as { _handle?: { readStart?: () => number } } | undefined)?._handle?.readStart?.();
     socket?.resume();
+    // A timeout that came due while the connection was on its way fires here now.
+    const timer = this.#timers.get(client);
+    if (timer && timer.timer === undefined) this.#setTimeout(client, 0);
     if (client.input.length > 0 && !session.inputQueued) {
       session.inputQueued = true;
       this.#enqueue(session, 'input');
@@ -1243,6 +1396,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     }
     const session = this.#sessions.get(target);
     if (!session) return;
+    if (target.phase === 'migrating') {
+      // Its state is frozen or on its way: the timeout is due now, in whichever worker serves it.
+      this.#timers.set(target, { timer: undefined, at: Date.now() });
+      return;
+    }
     this.#enqueue(session, () => {
       if (!target.open || session.failed) return undefined;
       session.hook = 'muxTimeout';

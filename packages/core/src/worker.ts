@@ -27,6 +27,25 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     /** Acknowledgements awaited for connections sent during a migration out, by seq. */
     const acks = new Map<number, (ok: boolean) => void>();
     let migrationSeq = 0;
+    /** Connections taken in (or not) during a migration in, acknowledged a batch per event-loop turn. */
+    let taken: number[] = [];
+    let refused: number[] = [];
+    let ackQueued = false;
+    const flushAcks = () => {
+      ackQueued = false;
+      const ok = taken;
+      const failed = refused;
+      taken = [];
+      refused = [];
+      void send({ type: 'netplex:conn-ack', ok, failed }).catch(() => {});
+    };
+    const ack = (seq: number, ok: boolean) => {
+      (ok ? taken : refused).push(seq);
+      if (!ackQueued) {
+        ackQueued = true;
+        setImmediate(flushAcks);
+      }
+    };
 
     // Exit for real once the last message is out: a user's timer or socket must not keep a
     // retired worker alive (the supervisor would wait for its exit).
@@ -113,8 +132,14 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           void migrateOut();
           return;
         case 'netplex:conn-ack':
-          acks.get(m.seq)?.(m.ok);
-          acks.delete(m.seq);
+          for (const seq of m.ok) {
+            acks.get(seq)?.(true);
+            acks.delete(seq);
+          }
+          for (const seq of m.failed) {
+            acks.get(seq)?.(false);
+            acks.delete(seq);
+          }
           return;
         case 'netplex:resume':
           // The new worker failed: accept again on the handles the supervisor just sent.
@@ -127,12 +152,16 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
         case 'netplex:conn':
           try {
             server.adoptConnection(m.conn, handle);
-            void send({ type: 'netplex:conn-ack', seq: m.seq, ok: true });
+            ack(m.seq, true);
           } catch (err) {
             // The old worker keeps the connection; this copy of the descriptor goes.
             (handle as { close?: () => void } | undefined)?.close?.();
-            void send({ type: 'netplex:conn-ack', seq: m.seq, ok: false, error: (err as Error).message });
+            server.log(1, `could not take migrated connection #${m.conn.id}: ${(err as Error).message}`);
+            ack(m.seq, false);
           }
+          return;
+        case 'netplex:conn-output':
+          server.adoptedOutput(m.id, Buffer.from(m.output, 'base64'));
           return;
         default:
           return;
@@ -140,8 +169,9 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
       if (start && !started && start.handleKeys.every((k) => handles.has(k))) void begin(start);
     };
 
-    // Moving out: the state, then each connection, one acknowledged send at a time. The supervisor
-    // then says whether to retire (drain what stayed) or, if the new worker failed, resume.
+    // Moving out: the state, then each connection with its handle, each acknowledged (in batches) once
+    // the new worker has it. The supervisor then says whether to retire (drain what stayed) or, if
+    // the new worker failed, resume.
     const migrateOut = async () => {
       const counts = await server.migrateOut({
         state: (data) => send({ type: 'netplex:server-state', data }),
@@ -156,6 +186,8 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
             },
           );
         },
+        output: (id, data) =>
+          void send({ type: 'netplex:conn-output', id, output: data.toString('base64') }).catch(() => {}),
       });
       await send({ type: 'netplex:migrated', ...counts });
     };

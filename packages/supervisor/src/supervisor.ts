@@ -346,7 +346,8 @@ export class Supervisor {
 
   /**
    * migrate moves the old worker's connections into the new one, relaying the server state and
-   * each socket handle (raw, so that the supervisor never reads from it) and the acknowledgements.
+   * each socket handle (raw, so that the supervisor never reads from it), output written to a
+   * connection after it was sent, and the acknowledgements (in batches).
    * If the new worker dies meanwhile, the connections still in the old worker stay there and it
    * accepts again; `ok` is then false.
    */
@@ -361,8 +362,8 @@ export class Supervisor {
       let newDead = neu.state === 'exited';
       let sentState = false;
       let finished = false;
-      const nack = (seq: number) =>
-        void old.send({ type: 'netplex:conn-ack', seq, ok: false }).catch(() => {});
+      const nack = (seqs: number[]) =>
+        void old.send({ type: 'netplex:conn-ack', ok: [], failed: seqs }).catch(() => {});
       const closeCopy = (h: unknown) => (h as { close?: () => void } | undefined)?.close?.();
       const finish = async (counts: MigrationCounts) => {
         if (finished) return;
@@ -390,7 +391,7 @@ export class Supervisor {
         } else if (m.type === 'netplex:conn') {
           if (newDead) {
             closeCopy(handle);
-            nack(m.seq);
+            nack([m.seq]);
             return;
           }
           pending.add(m.seq);
@@ -399,9 +400,11 @@ export class Supervisor {
             () => closeCopy(handle),
             () => {
               closeCopy(handle);
-              if (pending.delete(m.seq)) nack(m.seq);
+              if (pending.delete(m.seq)) nack([m.seq]);
             },
           );
+        } else if (m.type === 'netplex:conn-output') {
+          if (!newDead) void neu.send(m).catch(() => {});
         } else if (m.type === 'netplex:migrated') {
           void finish({ migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms });
         }
@@ -409,11 +412,15 @@ export class Supervisor {
       const fromNew = (msg: unknown) => {
         if (!isNetplexMessage(msg)) return;
         const m = msg as WorkerMessage;
-        if (m.type === 'netplex:conn-ack' && pending.delete(m.seq)) void old.send(m).catch(() => {});
+        if (m.type !== 'netplex:conn-ack') return;
+        const ok = m.ok.filter((seq) => pending.delete(seq));
+        const failed = m.failed.filter((seq) => pending.delete(seq));
+        if (ok.length > 0 || failed.length > 0)
+          void old.send({ type: 'netplex:conn-ack', ok, failed }).catch(() => {});
       };
       void neu.exited.then(() => {
         newDead = true;
-        for (const seq of pending) nack(seq);
+        if (pending.size > 0) nack([...pending]);
         pending.clear();
       });
       void old.exited.then(() => {

@@ -386,6 +386,52 @@ describe('migration', () => {
     socket.destroy();
   });
 
+  it('serves a connection until its own turn; output and a timeout due while one is on its way follow it, once', async () => {
+    const { proc, port, dir, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+    ]);
+    // The first two go at once (the window starts at two); the third waits its turn, served by v1.
+    const moving = [await greet(port), await greet(port)];
+    const waiting = await greet(port);
+    let got = ['', ''];
+    const shouted = moving.map(
+      (c, i) =>
+        new Promise<void>((resolve) => {
+          c.socket.on('data', (d: Buffer) => {
+            got[i] += d.toString();
+            if (got[i]!.includes('v1 shout hi\n') && got[i]!.includes('timeout\n')) resolve();
+          });
+        }),
+    );
+    // Armed (0.3 s) as the migration begins, before the connection is frozen: due while on its way.
+    expect(await ask(moving[0]!.socket, 'reload-timeout 0.3')).toBe('v1 armed at reload');
+    got = ['', ''];
+    const release = join(dir, 'release');
+    behaviour(behaviourFile, { tag: 'v2', holdThaw: release });
+    const before = proc.lines.length;
+    const reload = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    // The new worker stops in muxThaw of the first connection: both are on their way, and stay so.
+    await proc.waitLog((l) => l.msg === 'thaw held', 'the new worker to take a connection', 20_000, before);
+    expect(await ask(waiting.socket, 'where?')).toBe('v1 where?');
+    expect(await ask(waiting.socket, 'shout hi')).toBe('v1 shout hi');
+    moving[1]!.socket.write('timeout 0\n');
+    // Time passes: the first connection's timeout comes due while it is on its way.
+    await new Promise((r) => setTimeout(r, 500));
+    writeFileSync(release, '');
+    expect((await reload.waitExit(30_000)).code, reload.stderr).toBe(0);
+    await Promise.all(shouted);
+    // The broadcast written while they were on their way, exactly once; each timeout fired once,
+    // in the new worker (the second connection's `timeout 0` was read there, as input that waited).
+    for (const text of got) {
+      expect(text.split('\n').filter((l) => l === 'v1 shout hi')).toHaveLength(1);
+      expect(text.split('\n').filter((l) => l.endsWith('timeout'))).toEqual(['v2 timeout']);
+    }
+    for (const c of [...moving, waiting]) expect(await ask(c.socket, 'where?')).toBe('v2 where?');
+    expect((await statusJson(pidFile)).last_migration).toMatchObject({ migrated: 3, drained: 0, failed: 0 });
+    for (const c of [...moving, waiting]) c.socket.destroy();
+  });
+
   it('drains a connection marked not movable while the others migrate', async () => {
     const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
     const pinned = await greet(port);
