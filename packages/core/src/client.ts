@@ -35,6 +35,9 @@ export interface ClientInfo {
   connectedAt?: Date;
 }
 
+/** What takeHeldOutput returns when nothing was held (never written to). */
+const NOTHING = Buffer.alloc(0);
+
 /** ClientPhase is where a connection is in the client flow. */
 export type ClientPhase = 'accepting' | 'connected' | 'eof' | 'migrating' | 'closing' | 'closed';
 
@@ -115,7 +118,7 @@ export class Client<S = Record<string, unknown>> {
 
   /** @internal takeHeldOutput returns (and forgets) what was written while the connection was moving. */
   takeHeldOutput(): Buffer {
-    const out = this.#held ? Buffer.concat(this.#held) : Buffer.alloc(0);
+    const out = this.#held ? Buffer.concat(this.#held) : NOTHING;
     this.#held = undefined;
     return out;
   }

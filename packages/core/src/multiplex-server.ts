@@ -174,6 +174,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #listeners: Listener[] = [];
   readonly #clients = new Set<Client<S>>();
   readonly #sessions = new Map<Client<S>, Session<S>>();
+  /** Connections that migrated in, by id, for output the old worker writes to them after sending them. */
+  readonly #adopted = new Map<number, Client<S>>();
   /** Armed timeouts; `timer` is undefined for one that came due while its connection was migrating. */
   readonly #timers = new Map<MuxTarget<S>, { timer: NodeJS.Timeout | undefined; at: number }>();
   #dequeueTimer: NodeJS.Timeout | undefined;
@@ -874,6 +876,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     client.phase = 'closed';
     this.#clients.delete(client);
     this.#sessions.delete(client);
+    if (this.#adopted.size > 0) this.#adopted.delete(client.id);
     this.#clearTimeout(client);
     await this.#isolated(session, 'postProcessRequestHook', () => this.postProcessRequestHook(client));
     await this.#isolated(session, 'muxClose', () => this.muxClose(this.mux, client));
@@ -1118,6 +1121,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     client.accepted = true;
     client.phase = 'connected';
     this.#clients.add(client);
+    this.#adopted.set(client.id, client);
     this.requests = Math.max(this.requests, frozen.id);
     // What the old worker wrote while the socket was moving goes out before anything written here.
     if (frozen.output !== undefined) socket.write(Buffer.from(frozen.output, 'base64'));
@@ -1138,12 +1142,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
    * had frozen it (a broadcast from a connection still served there): it follows the socket.
    */
   adoptedOutput(id: number, output: Buffer): void {
-    for (const client of this.#clients) {
-      if (client.id === id) {
-        client.write(output);
-        return;
-      }
-    }
+    this.#adopted.get(id)?.write(output);
   }
 
   /** isMovable says whether a connection can migrate at all (a live, movable stream connection). */
@@ -1290,6 +1289,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     this.#clearTimeout(client);
     this.#clients.delete(client);
     this.#sessions.delete(client);
+    if (this.#adopted.size > 0) this.#adopted.delete(client.id);
     client.input.clear();
     client.phase = 'closed';
     if (socket) {
