@@ -105,6 +105,11 @@ export class Client<S = Record<string, unknown>> {
 
   /** Output written while the connection is being moved: the new worker sends it first. */
   #held: Buffer[] | undefined;
+  /**
+   * In the new worker, until the old one has let the connection go: output written here waits, so
+   * that what the old worker wrote to it meanwhile is sent first. Holds what close/shutdown waits too.
+   */
+  #holding: { then?: 'close' | 'shutdown' } | undefined;
 
   /** open is true until the connection starts closing; writes after that are dropped. */
   get open(): boolean {
@@ -114,6 +119,28 @@ export class Client<S = Record<string, unknown>> {
       this.phase === 'eof' ||
       this.phase === 'migrating'
     );
+  }
+
+  /** @internal holdOutput keeps what is written here until releaseOutput (a migrated connection). */
+  holdOutput(): void {
+    this.#holding = {};
+  }
+
+  /**
+   * @internal releaseOutput sends `first` (what the old worker wrote to this connection while it was
+   * on its way), then what was written here meanwhile, then a close or shutdown asked for meanwhile.
+   */
+  releaseOutput(first: Buffer): void {
+    const holding = this.#holding;
+    if (!holding) return;
+    this.#holding = undefined;
+    if (this.phase === 'closed') return;
+    const held = this.takeHeldOutput();
+    if (first.length > 0) this.#transport.write(first);
+    if (held.length > 0) this.#transport.write(held);
+    if (first.length > 0 || held.length > 0) this.#onWrite(this);
+    if (holding.then === 'close') this.#transport.close();
+    else if (holding.then === 'shutdown') this.#transport.end();
   }
 
   /** @internal takeHeldOutput returns (and forgets) what was written while the connection was moving. */
@@ -134,8 +161,9 @@ export class Client<S = Record<string, unknown>> {
     const buf =
       typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (buf.length === 0) return true;
-    if (this.phase === 'migrating') {
-      // The socket is on its way to the new worker: keep the bytes in order for it to send.
+    if (this.phase === 'migrating' || this.#holding) {
+      // The socket is on its way to the new worker, or has just come from the old one: keep the
+      // bytes in order for the worker that sends them.
       this.#held ??= [];
       this.#held.push(buf);
       return true;
@@ -154,7 +182,8 @@ export class Client<S = Record<string, unknown>> {
   /** shutdown closes the write side once queued output is sent; the client may go on sending. */
   shutdown(): void {
     if (this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof') {
-      this.#transport.end();
+      if (this.#holding) this.#holding.then ??= 'shutdown';
+      else this.#transport.end();
       // Its write side is closed: it finishes where it is rather than moving on a reload.
       this.movable = false;
     }
@@ -164,13 +193,15 @@ export class Client<S = Record<string, unknown>> {
   close(): void {
     if (!this.open) return;
     this.phase = 'closing';
-    this.#transport.close();
+    if (this.#holding) this.#holding.then = 'close';
+    else this.#transport.close();
   }
 
   /** destroy closes the connection at once, dropping queued output. */
   destroy(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closing';
+    this.#holding = undefined;
     this.#transport.destroy();
   }
 

@@ -49,8 +49,14 @@ export type SupervisorMessage =
   | { type: 'netplex:server-state'; data: FrozenServer | null }
   /** To the new worker: one connection, its socket handle sent with the message. */
   | { type: 'netplex:conn'; seq: number; conn: FrozenConnection }
-  /** To the new worker: output the old worker wrote to connection `id` after sending it. */
-  | { type: 'netplex:conn-output'; id: number; output: string }
+  /**
+   * To the new worker: the old worker has let these connections go (a batch at a time), each with
+   * the output it wrote to them while they were on their way (base64, absent when none). The new
+   * worker holds its own output to a connection until then, so the old worker's comes first.
+   */
+  | { type: 'netplex:released'; items: ReleasedConnection[] }
+  /** To the new worker: the migration is over; no connection is waiting to be released any longer. */
+  | { type: 'netplex:migration-end' }
   /** To the old worker: the connections (by seq) the new worker took, and those it did not. */
   | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** To the old worker: the new one failed; accept again on the handles just sent. */
@@ -79,11 +85,17 @@ export type WorkerMessage =
   /** From the old worker during a migration; relayed to the new one. */
   | { type: 'netplex:server-state'; data: FrozenServer | null }
   | { type: 'netplex:conn'; seq: number; conn: FrozenConnection }
-  | { type: 'netplex:conn-output'; id: number; output: string }
+  | { type: 'netplex:released'; items: ReleasedConnection[] }
   /** From the new worker: the connections it took and those it could not, a batch at a time. */
   | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** From the old worker: the migration is over; what moved, what stays to drain. */
   | { type: 'netplex:migrated'; migrated: number; drained: number; failed: number; ms: number };
+
+/** ReleasedConnection is a migrated connection the old worker let go, with what it wrote to it meanwhile. */
+export interface ReleasedConnection {
+  id: number;
+  output?: string;
+}
 
 /** FrozenServer is the server-level state that moves with a migration. */
 export interface FrozenServer {

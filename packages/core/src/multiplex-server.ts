@@ -66,8 +66,11 @@ export interface MigrationChannel {
   state(data: FrozenServer): Promise<void>;
   /** Sends one connection with its socket handle; resolves true once the new worker has it. */
   conn(frozen: FrozenConnection, handle: unknown): Promise<boolean>;
-  /** Sends output written to connection `id` after it was sent, once the new worker has it. */
-  output(id: number, data: Buffer): void;
+  /**
+   * Says that connection `id`, which the new worker has taken, is let go here, with the output
+   * written to it while it was on its way (possibly empty): the new worker sends that before its own.
+   */
+  released(id: number, output: Buffer): void;
 }
 
 /** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
@@ -1062,9 +1065,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       this.#unfreeze(session);
       return false;
     }
-    // Output written while the connection was on its way follows it.
-    const late = session.client.takeHeldOutput();
-    if (late.length > 0) channel.output(frozen.id, late);
+    // Output written while the connection was on its way follows it, ahead of the new worker's.
+    channel.released(frozen.id, session.client.takeHeldOutput());
     this.#release(session);
     return true;
   }
@@ -1120,6 +1122,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     client.peerhost = frozen.peerhost;
     client.accepted = true;
     client.phase = 'connected';
+    // What the old worker writes to it until it lets it go comes first: output here waits till then.
+    client.holdOutput();
     this.#clients.add(client);
     this.#adopted.set(client.id, client);
     this.requests = Math.max(this.requests, frozen.id);
@@ -1138,11 +1142,21 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   }
 
   /**
-   * adoptedOutput, in the new worker, sends what the old worker wrote to connection `id` after it
-   * had frozen it (a broadcast from a connection still served there): it follows the socket.
+   * releaseAdopted, in the new worker: the old worker has let connection `id` go, having written
+   * `output` to it while it was on its way. That goes out first, then what was written here meanwhile.
    */
-  adoptedOutput(id: number, output: Buffer): void {
-    this.#adopted.get(id)?.write(output);
+  releaseAdopted(id: number, output: Buffer): void {
+    const client = this.#adopted.get(id);
+    if (!client) return;
+    this.#adopted.delete(id);
+    client.releaseOutput(output);
+  }
+
+  /** endAdoption, in the new worker once the migration is over, releases every connection still held. */
+  endAdoption(): void {
+    const held = [...this.#adopted.values()];
+    this.#adopted.clear();
+    for (const client of held) client.releaseOutput(Buffer.alloc(0));
   }
 
   /** isMovable says whether a connection can migrate at all (a live, movable stream connection). */

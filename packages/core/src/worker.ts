@@ -6,7 +6,12 @@
  * supervisor holds; it only adopts the handle (udp targets, which are not passed, it binds itself).
  */
 import { formatUserError } from './error-format.js';
-import { isNetplexMessage, type SupervisorMessage, type WorkerMessage } from './ipc.js';
+import {
+  isNetplexMessage,
+  type ReleasedConnection,
+  type SupervisorMessage,
+  type WorkerMessage,
+} from './ipc.js';
 import type { AnyMultiplexServer } from './multiplex-server.js';
 import type { BindTarget } from './port-spec.js';
 
@@ -160,8 +165,12 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
             ack(m.seq, false);
           }
           return;
-        case 'netplex:conn-output':
-          server.adoptedOutput(m.id, Buffer.from(m.output, 'base64'));
+        case 'netplex:released':
+          for (const { id, output } of m.items)
+            server.releaseAdopted(id, output === undefined ? Buffer.alloc(0) : Buffer.from(output, 'base64'));
+          return;
+        case 'netplex:migration-end':
+          server.endAdoption();
           return;
         default:
           return;
@@ -173,6 +182,17 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     // the new worker has it. The supervisor then says whether to retire (drain what stayed) or, if
     // the new worker failed, resume.
     const migrateOut = async () => {
+      // Released connections go a batch per event-loop turn, as the acknowledgements come.
+      let released: ReleasedConnection[] = [];
+      let flushing: Promise<void> | undefined;
+      const flushReleased = () => {
+        flushing = undefined;
+        const items = released;
+        released = [];
+        return items.length > 0
+          ? send({ type: 'netplex:released', items }).catch(() => {})
+          : Promise.resolve();
+      };
       const counts = await server.migrateOut({
         state: (data) => send({ type: 'netplex:server-state', data }),
         conn: (conn, h) => {
@@ -186,9 +206,13 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
             },
           );
         },
-        output: (id, data) =>
-          void send({ type: 'netplex:conn-output', id, output: data.toString('base64') }).catch(() => {}),
+        released: (id, data) => {
+          released.push(data.length > 0 ? { id, output: data.toString('base64') } : { id });
+          flushing ??= new Promise<void>((r) => setImmediate(r)).then(flushReleased);
+        },
       });
+      // Every release is out before the migration's end, which releases whatever is still held.
+      await (flushing ?? flushReleased());
       await send({ type: 'netplex:migrated', ...counts });
     };
 

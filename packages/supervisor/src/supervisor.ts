@@ -370,6 +370,8 @@ export class Supervisor {
         finished = true;
         old.child.off('message', fromOld);
         neu.child.off('message', fromNew);
+        // No connection waits for the old worker to let it go any longer (it may have died first).
+        if (!newDead) void neu.send({ type: 'netplex:migration-end' }).catch(() => {});
         if (newDead && old.state !== 'exited') {
           // The connections that did not move stay with the old worker, which accepts again.
           try {
@@ -403,7 +405,7 @@ export class Supervisor {
               if (pending.delete(m.seq)) nack([m.seq]);
             },
           );
-        } else if (m.type === 'netplex:conn-output') {
+        } else if (m.type === 'netplex:released') {
           if (!newDead) void neu.send(m).catch(() => {});
         } else if (m.type === 'netplex:migrated') {
           void finish({ migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms });

@@ -386,7 +386,7 @@ describe('migration', () => {
     socket.destroy();
   });
 
-  it('serves a connection until its own turn; output and a timeout due while one is on its way follow it, once', async () => {
+  it('serves a connection until its own turn; output and a timeout due while one is on its way follow it, once and first', async () => {
     const { proc, port, dir, behaviourFile, pidFile } = await startTagged([
       '--port=127.0.0.1:0',
       '--pid_file={pid}',
@@ -400,7 +400,8 @@ describe('migration', () => {
         new Promise<void>((resolve) => {
           c.socket.on('data', (d: Buffer) => {
             got[i] += d.toString();
-            if (got[i]!.includes('v1 shout hi\n') && got[i]!.includes('timeout\n')) resolve();
+            const all = ['v1 shout hi\n', 'timeout\n', 'v2 thawed\n'].every((t) => got[i]!.includes(t));
+            if (all) resolve();
           });
         }),
     );
@@ -408,7 +409,7 @@ describe('migration', () => {
     expect(await ask(moving[0]!.socket, 'reload-timeout 0.3')).toBe('v1 armed at reload');
     got = ['', ''];
     const release = join(dir, 'release');
-    behaviour(behaviourFile, { tag: 'v2', holdThaw: release });
+    behaviour(behaviourFile, { tag: 'v2', holdThaw: release, sayOnThaw: true });
     const before = proc.lines.length;
     const reload = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
     // The new worker stops in muxThaw of the first connection: both are on their way, and stay so.
@@ -425,6 +426,9 @@ describe('migration', () => {
     // in the new worker (the second connection's `timeout 0` was read there, as input that waited).
     for (const text of got) {
       expect(text.split('\n').filter((l) => l === 'v1 shout hi')).toHaveLength(1);
+      // What the old worker wrote while the connection was on its way comes before the new worker's
+      // first words (muxThaw writes at once; its output waits until the old worker lets go).
+      expect(text.indexOf('v1 shout hi\n')).toBeLessThan(text.indexOf('v2 thawed\n'));
       expect(text.split('\n').filter((l) => l.endsWith('timeout'))).toEqual(['v2 timeout']);
     }
     for (const c of [...moving, waiting]) expect(await ask(c.socket, 'where?')).toBe('v2 where?');
