@@ -6,7 +6,9 @@
  *   pnpm bench                 the full suite (about 10 minutes on 2 cores)
  *   pnpm bench --quick         a few seconds per scenario; checks every scenario ran and verified
  *                              its bytes (exit 1 otherwise); writes bench/build/quick-results.*
- *   pnpm bench --only=echo,reload   run some scenarios (echo lines http memory reload migrate startup)
+ *   pnpm bench --only=echo,reload   run some scenarios (echo lines http memory reload migrate startup);
+ *                              a full run with --only replaces just those in bench/results.*, and the
+ *                              table says which scenarios were run again, and when
  *
  * This machine is shared and noisy, so every comparison is a ratio measured in the same run: the
  * systems alternate within each round (the order rotates), and results are the median and min–max
@@ -1461,6 +1463,11 @@ function markdown(r) {
   L.push(
     `Server pinned to CPU 0, load to CPU 1: ${m.pinned ? 'yes' : 'no (taskset missing)'}. ${r.config.rounds} round(s), systems alternating; each cell is the median (min–max). Ratios pair each round with the baseline's same round. Regenerate with \`pnpm bench\`.`,
   );
+  for (const x of r.reran ?? [])
+    L.push(
+      '',
+      `${x.scenario}: run again on its own (\`pnpm bench --only=${x.scenario}\`) on ${x.date.slice(0, 10)} at ${x.date.slice(11, 16)} UTC; the other scenarios are from the full run above.`,
+    );
   for (const s of r.skipped) L.push('', `Skipped: ${s}`);
   const sc = r.scenarios;
 
@@ -1614,6 +1621,32 @@ const RUNNERS = {
   startup: scenarioStartup,
 };
 
+/**
+ * mergeInto keeps the scenarios of an earlier full run that this one (--only) did not run again: the
+ * earlier date, machine and failures stay, and `reran` records which scenarios are newer, and when.
+ */
+function mergeInto(file) {
+  let earlier;
+  try {
+    earlier = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return;
+  }
+  if (earlier?.mode !== 'full' || typeof earlier.scenarios !== 'object') return;
+  const ran = Object.keys(results.scenarios);
+  const reran = (earlier.reran ?? []).filter((x) => !ran.includes(x.scenario));
+  for (const scenario of ran) reran.push({ scenario, date: results.date, machine: results.machine });
+  const failures = (earlier.failures ?? []).filter((f) => !ran.some((s) => f.startsWith(`${s}:`)));
+  Object.assign(results, {
+    date: earlier.date,
+    machine: earlier.machine,
+    config: earlier.config,
+    scenarios: { ...earlier.scenarios, ...results.scenarios },
+    failures: [...failures, ...results.failures],
+    reran,
+  });
+}
+
 async function main() {
   const began = Date.now();
   buildLoadgen();
@@ -1635,6 +1668,7 @@ async function main() {
   results.failures = failures;
   results.seconds = Math.round((Date.now() - began) / 1000);
   const base = QUICK ? join(BUILD, 'quick-results') : join(BENCH, 'results');
+  if (ONLY && !QUICK) mergeInto(`${base}.json`);
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(`${base}.md`, markdown(results));
   log(`wrote ${relative(ROOT, base)}.md and .json in ${results.seconds} s`);
