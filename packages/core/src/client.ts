@@ -109,7 +109,7 @@ export class Client<S = Record<string, unknown>> {
    * In the new worker, until the old one has let the connection go: output written here waits, so
    * that what the old worker wrote to it meanwhile is sent first. Holds what close/shutdown waits too.
    */
-  #holding: { then?: 'close' | 'shutdown' } | undefined;
+  #holding: { after?: 'close' | 'shutdown' } | undefined;
 
   /** open is true until the connection starts closing; writes after that are dropped. */
   get open(): boolean {
@@ -139,8 +139,8 @@ export class Client<S = Record<string, unknown>> {
     if (first.length > 0) this.#transport.write(first);
     if (held.length > 0) this.#transport.write(held);
     if (first.length > 0 || held.length > 0) this.#onWrite(this);
-    if (holding.then === 'close') this.#transport.close();
-    else if (holding.then === 'shutdown') this.#transport.end();
+    if (holding.after === 'close') this.#transport.close();
+    else if (holding.after === 'shutdown') this.#transport.end();
   }
 
   /** @internal takeHeldOutput returns (and forgets) what was written while the connection was moving. */
@@ -182,7 +182,7 @@ export class Client<S = Record<string, unknown>> {
   /** shutdown closes the write side once queued output is sent; the client may go on sending. */
   shutdown(): void {
     if (this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof') {
-      if (this.#holding) this.#holding.then ??= 'shutdown';
+      if (this.#holding) this.#holding.after ??= 'shutdown';
       else this.#transport.end();
       // Its write side is closed: it finishes where it is rather than moving on a reload.
       this.movable = false;
@@ -193,7 +193,7 @@ export class Client<S = Record<string, unknown>> {
   close(): void {
     if (!this.open) return;
     this.phase = 'closing';
-    if (this.#holding) this.#holding.then = 'close';
+    if (this.#holding) this.#holding.after = 'close';
     else this.#transport.close();
   }
 

@@ -1413,6 +1413,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     if (target.phase === 'migrating') {
       // Its state is frozen or on its way: the timeout is due now, in whichever worker serves it.
       this.#timers.set(target, { timer: undefined, at: Date.now() });
+      this.log(4, `timeout of client ${target} came due while it was moving: it fires where it is served`, {
+        conn: target.id,
+      });
       return;
     }
     this.#enqueue(session, () => {

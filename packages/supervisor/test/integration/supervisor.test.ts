@@ -390,6 +390,7 @@ describe('migration', () => {
     const { proc, port, dir, behaviourFile, pidFile } = await startTagged([
       '--port=127.0.0.1:0',
       '--pid_file={pid}',
+      '--log_level=4',
     ]);
     // The first two go at once (the window starts at two); the third waits its turn, served by v1.
     const moving = [await greet(port), await greet(port)];
@@ -417,8 +418,13 @@ describe('migration', () => {
     expect(await ask(waiting.socket, 'where?')).toBe('v1 where?');
     expect(await ask(waiting.socket, 'shout hi')).toBe('v1 shout hi');
     moving[1]!.socket.write('timeout 0\n');
-    // Time passes: the first connection's timeout comes due while it is on its way.
-    await new Promise((r) => setTimeout(r, 500));
+    // The first connection's timeout comes due while it is on its way.
+    await proc.waitLog(
+      (l) => String(l.msg).includes('came due while it was moving'),
+      'the timeout of a connection on its way to come due',
+      20_000,
+      before,
+    );
     writeFileSync(release, '');
     expect((await reload.waitExit(30_000)).code, reload.stderr).toBe(0);
     await Promise.all(shouted);
