@@ -407,10 +407,12 @@ async function waitServing(port, child, what, header = 0, ms = 30_000) {
 
 // ------------------------------------------------------------------ load
 
-/** runLoadgen runs the C client on the load CPU and resolves with its last JSON line. */
-function runLoadgen(args, ms) {
-  const [c, a] = onLoadCpu(LOADGEN, args);
-  const child = track(spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] }));
+/**
+ * runCaptured runs a command to its end (SIGKILL after `ms`) and resolves with its exit and output;
+ * a command that cannot start rejects.
+ */
+function runCaptured(cmd, args, options, ms) {
+  const child = track(spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => {
@@ -421,14 +423,24 @@ function runLoadgen(args, ms) {
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), ms);
   return new Promise((resolve, reject) => {
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      const last = out.trim().split('\n').pop();
-      const j = jsonLine(last ?? '');
-      if (j) resolve(j);
-      else reject(new Error(`loadgen ${args.join(' ')} failed (${signal ?? code}): ${err.trim()}`));
+      resolve({ code, signal, out, err });
     });
   });
+}
+
+/** runLoadgen runs the C client on the load CPU and resolves with its last JSON line. */
+async function runLoadgen(args, ms) {
+  const [c, a] = onLoadCpu(LOADGEN, args);
+  const { code, signal, out, err } = await runCaptured(c, a, {}, ms);
+  const j = jsonLine(out.trim().split('\n').pop() ?? '');
+  if (j) return j;
+  throw new Error(`loadgen ${args.join(' ')} failed (${signal ?? code}): ${err.trim()}`);
 }
 
 // ------------------------------------------------------------------ statistics
@@ -940,34 +952,17 @@ const pm2Env = (home) => ({
  * runPm2 runs PM2's CLI on the server CPU (the daemon it may start inherits the pinning) and resolves
  * with its output once it exits 0.
  */
-function runPm2(args, home, ms = 60_000) {
+async function runPm2(args, home, ms = 60_000) {
   const [c, a] = onServerCpu(process.execPath, [PM2_CLI, ...args]);
-  const child = track(spawn(c, a, { cwd: ROOT, env: pm2Env(home), stdio: ['ignore', 'pipe', 'pipe'] }));
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    out += d;
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  return new Promise((resolve, reject) => {
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolve(out);
-      const last = out
-        .replace(/\x1b\[[0-9;]*m/g, '')
-        .trim()
-        .split('\n')
-        .slice(-3)
-        .join(' / ');
-      reject(new Error(`pm2 ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${last}`));
-    });
-  });
+  const { code, signal, out, err } = await runCaptured(c, a, { cwd: ROOT, env: pm2Env(home) }, ms);
+  if (code === 0) return out + err;
+  const last = (out + err)
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .trim()
+    .split('\n')
+    .slice(-3)
+    .join(' / ');
+  throw new Error(`pm2 ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${last}`);
 }
 
 /**
