@@ -180,6 +180,7 @@ export class Supervisor {
         false,
         this.config.ready_timeout * 1000,
       );
+      this.#targets = pinUdpPorts(this.#targets, this.#addresses);
       this.#adopt(worker);
       if (this.config.pid_file) writePidFile(this.config.pid_file);
       this.state = 'running';
@@ -273,8 +274,12 @@ export class Supervisor {
     }
     const keep = new Set(targets.map((t) => t.key));
     const removed = [...this.#held.keys()].filter((k) => !keep.has(k));
-    // Targets that were bound with port 0 keep their real port: take the held target's.
-    const effective = targets.map((t) => this.#held.get(t.key)?.target ?? t);
+    // Targets that were bound with port 0 keep their real port: take the held target's (tcp, unix)
+    // or the one the workers have been binding (udp).
+    const effective = targets.map(
+      (t) =>
+        this.#held.get(t.key)?.target ?? this.#targets.find((p) => p.key === t.key && t.proto === 'udp') ?? t,
+    );
     const migrate = config.reload_mode === 'migrate' && old !== undefined && old.state !== 'exited';
     const worker = this.#fork(config);
     try {
@@ -307,7 +312,7 @@ export class Supervisor {
       }
     }
     this.config = config;
-    this.#targets = effective;
+    this.#targets = pinUdpPorts(effective, this.#addresses);
     this.#adopt(worker);
     if (old && old.state !== 'exited') {
       // Only now does the old worker stop accepting (drain), or finish what did not move (migrate).
@@ -647,4 +652,18 @@ function lookupId(flag: '-u' | '-g', name: string): number {
     'SUP_ERR_USER',
     `${flag === '-u' ? 'user' : 'group'} ${JSON.stringify(name)} is not in ${db}`,
   );
+}
+
+/**
+ * pinUdpPorts gives each udp target bound with port 0 the port its worker got (addresses are the
+ * worker's listeners, in the order of the targets), so that later workers bind that same port: the
+ * supervisor holds no udp socket, and a port 0 would otherwise change with every worker.
+ */
+function pinUdpPorts(targets: BindTarget[], addresses: readonly ListenAddress[]): BindTarget[] {
+  if (addresses.length !== targets.length) return targets;
+  return targets.map((t, i) => {
+    const a = addresses[i]!;
+    if (t.proto !== 'udp' || !('port' in t) || t.port !== 0 || a.proto !== 'udp') return t;
+    return Object.freeze({ ...t, port: a.port }) as BindTarget;
+  });
 }

@@ -525,6 +525,40 @@ describe('unix and udp listeners', () => {
   });
 });
 
+describe('udp port 0', () => {
+  it('keeps the port the first worker got, across reloads and restarts', async () => {
+    const { proc, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--port=127.0.0.1:0/udp',
+      '--pid_file={pid}',
+    ]);
+    const udpPort = async () => {
+      const ports = (await statusJson(pidFile)).ports as Array<{ proto: string; port: number }>;
+      return ports.find((p) => p.proto === 'udp')!.port;
+    };
+    const first = await udpPort();
+    expect(first).toBeGreaterThan(0);
+    expect(await udpAsk(first, 'ping\n')).toBe('v1 ping\n');
+    behaviour(behaviourFile, { tag: 'v2' });
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    expect(await udpPort()).toBe(first);
+    expect(await udpAsk(first, 'ping\n')).toBe('v2 ping\n');
+    // A worker that dies is restarted on the same port too.
+    const worker = (await statusJson(pidFile)).worker_pid as number;
+    const before = proc.lines.length;
+    process.kill(worker, 'SIGKILL');
+    await proc.waitLog(
+      (l) => String(l.msg).includes('restarted'),
+      'the worker to be restarted',
+      20_000,
+      before,
+    );
+    expect(await udpPort()).toBe(first);
+    expect(await udpAsk(first, 'ping\n')).toBe('v2 ping\n');
+  });
+});
+
 describe('reload limits', () => {
   it('ends a new worker not ready within ready_timeout, naming the hook it hangs in; the old one keeps serving', async () => {
     const { proc, port, behaviourFile, pidFile } = await startTagged([
