@@ -24,7 +24,9 @@ const USAGE = `Usage:
   netplex run ENTRY [options]        start ENTRY's server under the supervisor
   netplex dev ENTRY [options]        the same, reloading on every file save
   netplex reload --pid_file=F [--wait]   reload with zero downtime (SIGHUP); --wait reports the outcome
-  netplex stop --pid_file=F [--graceful] stop (SIGTERM); --graceful drains connections first (SIGQUIT)
+  netplex stop --pid_file=F [--graceful] [--timeout=S]
+                                         stop (SIGTERM); --graceful drains connections first (SIGQUIT);
+                                         waits up to S seconds (60) for it to be gone, else exits 1
   netplex status --pid_file=F [--json]   supervisor and worker figures
   netplex --help | --version
 
@@ -106,7 +108,7 @@ async function runEntry(args: string[], mode: 'run' | 'dev'): Promise<void> {
   await import(url);
 }
 
-function controlOptions(args: string[], extra: Record<string, { type: 'boolean' }>) {
+function controlOptions(args: string[], extra: Record<string, { type: 'boolean' | 'string' }>) {
   const normalized = args.map((a) =>
     a.replace(/^--pid-file(=|$)/, '--pid_file$1').replace(/^pid_file=/, '--pid_file='),
   );
@@ -141,14 +143,31 @@ async function reload(args: string[]): Promise<void> {
 }
 
 async function stop(args: string[]): Promise<void> {
-  const { pidFile, values } = controlOptions(args, { graceful: { type: 'boolean' } });
+  const { pidFile, values } = controlOptions(args, {
+    graceful: { type: 'boolean' },
+    timeout: { type: 'string' },
+  });
+  const seconds = values.timeout === undefined ? 60 : Number(values.timeout);
+  if (!Number.isFinite(seconds) || seconds < 0 || String(values.timeout).trim() === '')
+    throw new SupervisorError(
+      'SUP_ERR_USAGE',
+      `--timeout must be a number of seconds >= 0, got ${JSON.stringify(values.timeout)}`,
+    );
   const state = readPidFile(pidFile);
   if (state.kind !== 'live') throw new SupervisorError('SUP_ERR_CONTROL', `no running server in ${pidFile}`);
-  process.kill(state.pid, values.graceful ? 'SIGQUIT' : 'SIGTERM');
+  const signal = values.graceful ? 'SIGQUIT' : 'SIGTERM';
+  process.kill(state.pid, signal);
   // Wait until it is gone, so that a script can rely on the port being free afterwards.
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + seconds * 1000;
   while (readPidFile(pidFile).kind === 'live' && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
+  }
+  if (readPidFile(pidFile).kind === 'live') {
+    const doing = values.graceful ? 'still serving its open connections' : 'still running';
+    throw new SupervisorError(
+      'SUP_ERR_CONTROL',
+      `server ${state.pid} is ${doing} ${seconds} s after ${signal}; run netplex stop again without --graceful, or check its log`,
+    );
   }
   process.stdout.write(`netplex: stopped ${state.pid}\n`);
 }

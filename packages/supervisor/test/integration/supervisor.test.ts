@@ -710,6 +710,24 @@ describe('signals', () => {
     live.socket.end();
     expect((await proc.waitExit()).code).toBe(0);
   });
+
+  it('netplex stop --graceful exits 1 when connections outlive --timeout, and the server goes on draining', async () => {
+    const { proc, port, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--drain_timeout=30',
+    ]);
+    const live = await greet(port);
+    const stop = cli(['stop', `--pid_file=${pidFile}`, '--graceful', '--timeout=0.5']);
+    expect((await stop.waitExit(30_000)).code).toBe(1);
+    expect(stop.stderr).toMatch(/still serving its open connections 0.5 s after SIGQUIT/);
+    expect(await ask(live.socket, 'draining?')).toBe('v1 draining?');
+    live.socket.end();
+    expect((await proc.waitExit()).code).toBe(0);
+    const bad = cli(['stop', `--pid_file=${pidFile}`, '--timeout=soon']);
+    expect((await bad.waitExit(30_000)).code).toBe(2);
+    expect(bad.stderr).toContain('--timeout must be a number of seconds');
+  });
 });
 
 describe('background', () => {
