@@ -184,7 +184,6 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #dequeueTimer: NodeJS.Timeout | undefined;
   #access: ReturnType<typeof createAccessControl> | undefined;
   #closing: Promise<void> | undefined;
-  #runningHook: ProcessHookName | undefined;
   #onHookChange: ((hook: ProcessHookName | undefined) => void) | undefined;
   /** The bounds, read once from the configuration (they are checked on every read and write). */
   #maxInput = 0;
@@ -572,26 +571,20 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   }
 
   async #hook(name: ProcessHookName): Promise<void> {
-    this.#runningHook = name;
     this.#onHookChange?.(name);
     try {
       await (this[name] as () => MaybePromise<void>)();
     } catch (err) {
       throw err instanceof MultiplexError ? err : new HookError(name, err);
     } finally {
-      this.#runningHook = undefined;
       this.#onHookChange?.(undefined);
     }
   }
 
-  /** runningHook names the server-wide hook in progress, if any (a start that hangs names it). */
-  get runningHook(): ProcessHookName | undefined {
-    return this.#runningHook;
-  }
-
   /**
    * observeHooks calls `fn` as each server-wide hook begins (with its name) and ends (undefined);
-   * the worker reports these while starting, so that a start that hangs names its hook. Internal.
+   * the worker reports these while starting, so that a start that hangs names its hook.
+   * @internal
    */
   observeHooks(fn: ((hook: ProcessHookName | undefined) => void) | undefined): void {
     this.#onHookChange = fn;

@@ -22,6 +22,35 @@ function send(message: WorkerMessage, handle?: unknown): Promise<void> {
   });
 }
 
+/**
+ * everyTurn gathers items and sends them as one batch per event-loop turn (`send` gets each batch);
+ * `flush` sends what is gathered now and resolves once every batch is out.
+ */
+function everyTurn<T>(send: (items: T[]) => Promise<void>) {
+  let items: T[] = [];
+  let last: Promise<void> = Promise.resolve();
+  let queued = false;
+  const flush = (): Promise<void> => {
+    queued = false;
+    if (items.length > 0) {
+      const batch = items;
+      items = [];
+      last = send(batch).catch(() => {});
+    }
+    return last;
+  };
+  return {
+    push(item: T): void {
+      items.push(item);
+      if (!queued) {
+        queued = true;
+        setImmediate(flush);
+      }
+    },
+    flush,
+  };
+}
+
 /** runWorker serves `server` under the supervisor until it is retired, stopped or orphaned. */
 export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, unknown>): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -33,24 +62,14 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     const acks = new Map<number, (ok: boolean) => void>();
     let migrationSeq = 0;
     /** Connections taken in (or not) during a migration in, acknowledged a batch per event-loop turn. */
-    let taken: number[] = [];
-    let refused: number[] = [];
-    let ackQueued = false;
-    const flushAcks = () => {
-      ackQueued = false;
-      const ok = taken;
-      const failed = refused;
-      taken = [];
-      refused = [];
-      void send({ type: 'netplex:conn-ack', ok, failed }).catch(() => {});
-    };
-    const ack = (seq: number, ok: boolean) => {
-      (ok ? taken : refused).push(seq);
-      if (!ackQueued) {
-        ackQueued = true;
-        setImmediate(flushAcks);
-      }
-    };
+    const acksOut = everyTurn<{ seq: number; ok: boolean }>((items) =>
+      send({
+        type: 'netplex:conn-ack',
+        ok: items.filter((a) => a.ok).map((a) => a.seq),
+        failed: items.filter((a) => !a.ok).map((a) => a.seq),
+      }),
+    );
+    const ack = (seq: number, ok: boolean) => acksOut.push({ seq, ok });
 
     // Exit for real once the last message is out: a user's timer or socket must not keep a
     // retired worker alive (the supervisor would wait for its exit).
@@ -183,16 +202,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     // the new worker failed, resume.
     const migrateOut = async () => {
       // Released connections go a batch per event-loop turn, as the acknowledgements come.
-      let released: ReleasedConnection[] = [];
-      let flushing: Promise<void> | undefined;
-      const flushReleased = () => {
-        flushing = undefined;
-        const items = released;
-        released = [];
-        return items.length > 0
-          ? send({ type: 'netplex:released', items }).catch(() => {})
-          : Promise.resolve();
-      };
+      const released = everyTurn<ReleasedConnection>((items) => send({ type: 'netplex:released', items }));
       const counts = await server.migrateOut({
         state: (data) => send({ type: 'netplex:server-state', data }),
         conn: (conn, h) => {
@@ -206,13 +216,11 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
             },
           );
         },
-        released: (id, data) => {
-          released.push(data.length > 0 ? { id, output: data.toString('base64') } : { id });
-          flushing ??= new Promise<void>((r) => setImmediate(r)).then(flushReleased);
-        },
+        released: (id, data) =>
+          released.push(data.length > 0 ? { id, output: data.toString('base64') } : { id }),
       });
       // Every release is out before the migration's end, which releases whatever is still held.
-      await (flushing ?? flushReleased());
+      await released.flush();
       await send({ type: 'netplex:migrated', ...counts });
     };
 

@@ -278,7 +278,7 @@ export class Supervisor {
     // or the one the workers have been binding (udp).
     const effective = targets.map(
       (t) =>
-        this.#held.get(t.key)?.target ?? this.#targets.find((p) => p.key === t.key && t.proto === 'udp') ?? t,
+        this.#held.get(t.key)?.target ?? this.#targets.find((p) => p.key === t.key && p.proto === 'udp') ?? t,
     );
     const migrate = config.reload_mode === 'migrate' && old !== undefined && old.state !== 'exited';
     const worker = this.#fork(config);
