@@ -113,10 +113,23 @@ describe('netplex dev', () => {
     expect(dev.stderr).toMatch(/reloaded in \d+ ms/);
     const fresh = await welcome(port);
     expect(fresh.text).toMatch(/Hello, you are number \d+ to connect\./);
-    // The session opened before the save is still served (it moved to the new worker).
-    const answer = new Promise<string>((resolve) =>
-      old.socket.once('data', (d: Buffer) => resolve(d.toString())),
-    );
+    // The session opened before the save is still served (it moved to the new worker). JOIN and LEFT
+    // lines of the prober's connections may still be on their way to it: read until the echo comes.
+    const answer = new Promise<string>((resolve, reject) => {
+      let got = '';
+      const timer = setTimeout(
+        () => reject(new Error(`no echo of "still here" within 10 s; got ${JSON.stringify(got)}`)),
+        10_000,
+      );
+      const onData = (d: Buffer) => {
+        got += d.toString();
+        if (!got.includes('still here')) return;
+        clearTimeout(timer);
+        old.socket.off('data', onData);
+        resolve(got);
+      };
+      old.socket.on('data', onData);
+    });
     old.socket.write('still here\r\n');
     expect(await answer).toContain('still here');
 
