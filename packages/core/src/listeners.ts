@@ -48,10 +48,21 @@ export class Listener {
     return { proto: 'tcp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
   }
 
+  /**
+   * @internal The local address of every connection this listener accepts, when it is bound to one
+   * address: a connection's getsockname() would only repeat it. Undefined for a wildcard address
+   * (0.0.0.0, ::), where each connection has its own.
+   */
+  localAddress: { address: string; port: number } | undefined;
+
   /** @internal refresh the label with the real address once bound. */
   updateLabel(): void {
     const a = this.address();
     if (a) this.label = formatBindTarget(a);
+    this.localAddress =
+      a && a.proto === 'tcp' && a.address !== '0.0.0.0' && a.address !== '::'
+        ? { address: a.address, port: a.port }
+        : undefined;
   }
 }
 

@@ -623,13 +623,15 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     }
     this.requests++;
     const isUnix = listener.proto === 'unix';
+    // A listener bound to one address spares each connection a getsockname() call.
+    const local = listener.localAddress;
     const session = this.#createSession(socket, {
       id: this.requests,
       proto: isUnix ? 'unix' : 'tcp',
       peeraddr: isUnix ? '' : unmapIPv4(socket.remoteAddress ?? ''),
       peerport: isUnix ? 0 : (socket.remotePort ?? 0),
-      sockaddr: isUnix ? listener.label : unmapIPv4(socket.localAddress ?? ''),
-      sockport: isUnix ? 0 : (socket.localPort ?? 0),
+      sockaddr: isUnix ? listener.label : unmapIPv4(local?.address ?? socket.localAddress ?? ''),
+      sockport: isUnix ? 0 : (local?.port ?? socket.localPort ?? 0),
       listener: listener.label,
     });
     const { client } = session;

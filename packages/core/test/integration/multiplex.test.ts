@@ -164,11 +164,11 @@ describe('the client flow', () => {
     c.destroy();
   });
 
-  it('shows an IPv4 client of a dual-stack socket as plain IPv4', async () => {
-    const peers: string[] = [];
+  it('shows an IPv4 client of a dual-stack socket as plain IPv4, with the address it reached', async () => {
+    const peers: string[][] = [];
     class Peer extends Echo {
       override muxConnection(_mux: Mux, client: Client): void {
-        peers.push(client.peeraddr);
+        peers.push([client.peeraddr, client.sockaddr]);
         client.print('ok\n');
       }
     }
@@ -177,7 +177,32 @@ describe('the client flow', () => {
     await v4.waitFor('ok');
     const v6 = await TestClient.connect({ port, host: '::1' });
     await v6.waitFor('ok');
-    expect(peers).toEqual(['127.0.0.1', '::1']);
+    expect(peers).toEqual([
+      ['127.0.0.1', '127.0.0.1'],
+      ['::1', '::1'],
+    ]);
+    v4.destroy();
+    v6.destroy();
+  });
+
+  it('gives each client the local address and port of the listener it came through', async () => {
+    const seen: string[] = [];
+    class Local extends Echo {
+      override muxConnection(_mux: Mux, client: Client): void {
+        seen.push(`${client.sockaddr} ${client.sockport} ${client.listener}`);
+        client.print('ok\n');
+      }
+    }
+    const { server } = await startServer(new Local({ port: ['127.0.0.1:0', '[::1]:0'], log_level: 0 }));
+    const [v4addr, v6addr] = server.addresses().map((a) => ('port' in a ? a : undefined));
+    const v4 = await TestClient.connect({ port: v4addr!.port, host: '127.0.0.1' });
+    await v4.waitFor('ok');
+    const v6 = await TestClient.connect({ port: v6addr!.port, host: '::1' });
+    await v6.waitFor('ok');
+    expect(seen).toEqual([
+      `127.0.0.1 ${v4addr!.port} 127.0.0.1:${v4addr!.port}/tcp`,
+      `::1 ${v6addr!.port} [::1]:${v6addr!.port}/tcp`,
+    ]);
     v4.destroy();
     v6.destroy();
   });
