@@ -38,6 +38,12 @@ export interface ClientInfo {
 /** What takeHeldOutput returns when nothing was held (never written to). */
 const NOTHING = Buffer.alloc(0);
 
+/**
+ * ConnectionEnd is how a connection was ended while it was on its way to another worker: the worker
+ * that serves it next does it, after the output written to it before.
+ */
+export type ConnectionEnd = 'shutdown' | 'close' | 'destroy';
+
 /** ClientPhase is where a connection is in the client flow. */
 export type ClientPhase = 'accepting' | 'connected' | 'eof' | 'migrating' | 'closing' | 'closed';
 
@@ -110,15 +116,21 @@ export class Client<S = Record<string, unknown>> {
    * that what the old worker wrote to it meanwhile is sent first. Holds what close/shutdown waits too.
    */
   #holding: { after?: 'close' | 'shutdown' } | undefined;
+  /** shutdown, close or destroy asked for while the connection was on its way (phase migrating). */
+  #endWhileMoving: ConnectionEnd | undefined;
 
   /** open is true until the connection starts closing; writes after that are dropped. */
   get open(): boolean {
-    return (
-      this.phase === 'accepting' ||
-      this.phase === 'connected' ||
-      this.phase === 'eof' ||
-      this.phase === 'migrating'
-    );
+    switch (this.phase) {
+      case 'accepting':
+      case 'connected':
+      case 'eof':
+        return true;
+      case 'migrating':
+        return this.#endWhileMoving === undefined || this.#endWhileMoving === 'shutdown';
+      default:
+        return false;
+    }
   }
 
   /** @internal holdOutput keeps what is written here until releaseOutput (a migrated connection). */
@@ -129,18 +141,40 @@ export class Client<S = Record<string, unknown>> {
   /**
    * @internal releaseOutput sends `first` (what the old worker wrote to this connection while it was
    * on its way), then what was written here meanwhile, then a close or shutdown asked for meanwhile.
+   * `end` is how the old worker ended the connection after `first`, if it did: what was written here
+   * came after that, so it is dropped, as a write after close is.
    */
-  releaseOutput(first: Buffer): void {
+  releaseOutput(first: Buffer, end?: ConnectionEnd): void {
     const holding = this.#holding;
     if (!holding) return;
     this.#holding = undefined;
     if (this.phase === 'closed') return;
-    const held = this.takeHeldOutput();
+    if (end === 'destroy') {
+      this.destroy();
+      return;
+    }
+    const held = end ? NOTHING : this.takeHeldOutput();
+    this.#held = undefined;
     if (first.length > 0) this.#transport.write(first);
     if (held.length > 0) this.#transport.write(held);
     if (first.length > 0 || held.length > 0) this.#onWrite(this);
-    if (holding.after === 'close') this.#transport.close();
-    else if (holding.after === 'shutdown') this.#transport.end();
+    if (end === 'close' || holding.after === 'close') {
+      if (this.open) this.phase = 'closing';
+      this.#transport.close();
+    } else if (end === 'shutdown' || holding.after === 'shutdown') {
+      this.#transport.end();
+      this.movable = false;
+    }
+  }
+
+  /**
+   * @internal takeEndWhileMoving returns (and forgets) how the connection was ended while it was on
+   * its way, for the worker that serves it next.
+   */
+  takeEndWhileMoving(): ConnectionEnd | undefined {
+    const end = this.#endWhileMoving;
+    this.#endWhileMoving = undefined;
+    return end;
   }
 
   /** @internal takeHeldOutput returns (and forgets) what was written while the connection was moving. */
@@ -162,6 +196,8 @@ export class Client<S = Record<string, unknown>> {
       typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (buf.length === 0) return true;
     if (this.phase === 'migrating' || this.#holding) {
+      // Written after a shutdown asked for while on its way: the write side is closed by then.
+      if (this.#endWhileMoving !== undefined) return false;
       // The socket is on its way to the new worker, or has just come from the old one: keep the
       // bytes in order for the worker that sends them.
       this.#held ??= [];
@@ -186,12 +222,20 @@ export class Client<S = Record<string, unknown>> {
       else this.#transport.end();
       // Its write side is closed: it finishes where it is rather than moving on a reload.
       this.movable = false;
+    } else if (this.phase === 'migrating') {
+      // On its way: the worker that serves it next shuts it down, after the output written before.
+      this.#endWhileMoving ??= 'shutdown';
     }
   }
 
   /** close sends what is queued, then closes the connection (IO::Multiplex's close). */
   close(): void {
     if (!this.open) return;
+    if (this.phase === 'migrating') {
+      // On its way: the worker that serves it next closes it, after the output written before.
+      this.#endWhileMoving = 'close';
+      return;
+    }
     this.phase = 'closing';
     if (this.#holding) this.#holding.after = 'close';
     else this.#transport.close();
@@ -200,6 +244,12 @@ export class Client<S = Record<string, unknown>> {
   /** destroy closes the connection at once, dropping queued output. */
   destroy(): void {
     if (this.phase === 'closed') return;
+    if (this.phase === 'migrating') {
+      // On its way: the worker that serves it next drops it.
+      this.#endWhileMoving = 'destroy';
+      this.#held = undefined;
+      return;
+    }
     this.phase = 'closing';
     this.#holding = undefined;
     this.#transport.destroy();

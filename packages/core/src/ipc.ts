@@ -5,6 +5,7 @@
  * a user's own `process.send()` messages are never taken for ours (and ours are dropped by
  * `isNetplexMessage` checks on their side).
  */
+import type { ConnectionEnd } from './client.js';
 import type { BindTarget } from './port-spec.js';
 
 /** ListenAddress is a bound address as reported to the supervisor. */
@@ -95,6 +96,8 @@ export type WorkerMessage =
 export interface ReleasedConnection {
   id: number;
   output?: string;
+  /** How the old worker ended the connection while it was on its way, if it did. */
+  end?: ConnectionEnd;
 }
 
 /** FrozenServer is the server-level state that moves with a migration. */

@@ -11,7 +11,7 @@ import type dgram from 'node:dgram';
 import net from 'node:net';
 import type { z } from 'zod';
 import { createAccessControl, doubleReverseLookup, unmapIPv4 } from './access.js';
-import { Client, type ClientInfo, type Transport } from './client.js';
+import { Client, type ClientInfo, type ConnectionEnd, type Transport } from './client.js';
 import { loadConfig } from './config.js';
 import { formatUserError } from './error-format.js';
 import { HookError, isConfigurationError, LimitError, MultiplexError, ServerClosedError } from './errors.js';
@@ -69,8 +69,9 @@ export interface MigrationChannel {
   /**
    * Says that connection `id`, which the new worker has taken, is let go here, with the output
    * written to it while it was on its way (possibly empty): the new worker sends that before its own.
+   * `end` is a shutdown, close or destroy asked for here meanwhile, which the new worker carries out.
    */
-  released(id: number, output: Buffer): void;
+  released(id: number, output: Buffer, end: ConnectionEnd | undefined): void;
 }
 
 /** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
@@ -1060,8 +1061,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       this.#unfreeze(session);
       return false;
     }
-    // Output written while the connection was on its way follows it, ahead of the new worker's.
-    channel.released(frozen.id, session.client.takeHeldOutput());
+    // Output written while the connection was on its way follows it, ahead of the new worker's, and
+    // so does a close (or shutdown, or destroy) asked for meanwhile.
+    channel.released(frozen.id, session.client.takeHeldOutput(), session.client.takeEndWhileMoving());
     this.#release(session);
     return true;
   }
@@ -1138,13 +1140,14 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
 
   /**
    * releaseAdopted, in the new worker: the old worker has let connection `id` go, having written
-   * `output` to it while it was on its way. That goes out first, then what was written here meanwhile.
+   * `output` to it while it was on its way. That goes out first, then what was written here meanwhile;
+   * if the old worker ended the connection (`end`), that comes instead of what was written here.
    */
-  releaseAdopted(id: number, output: Buffer): void {
+  releaseAdopted(id: number, output: Buffer, end?: ConnectionEnd): void {
     const client = this.#adopted.get(id);
     if (!client) return;
     this.#adopted.delete(id);
-    client.releaseOutput(output);
+    client.releaseOutput(output, end);
   }
 
   /** endAdoption, in the new worker once the migration is over, releases every connection still held. */
@@ -1278,6 +1281,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   /** unfreeze puts a connection that did not move back to work here. */
   #unfreeze(session: Session<S>): void {
     const { client, socket } = session;
+    const end = client.takeEndWhileMoving();
     if (client.phase === 'migrating') client.phase = 'connected';
     const held = client.takeHeldOutput();
     if (held.length > 0) client.write(held);
@@ -1290,6 +1294,10 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       session.inputQueued = true;
       this.#enqueue(session, 'input');
     }
+    // Ended while it was on its way: that happens here now, after the output written before.
+    if (end === 'destroy') client.destroy();
+    else if (end === 'close') client.close();
+    else if (end === 'shutdown') client.shutdown();
   }
 
   /** release forgets a connection that now lives in the new worker, closing only this process's descriptor. */

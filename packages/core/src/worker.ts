@@ -185,8 +185,12 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           }
           return;
         case 'netplex:released':
-          for (const { id, output } of m.items)
-            server.releaseAdopted(id, output === undefined ? Buffer.alloc(0) : Buffer.from(output, 'base64'));
+          for (const { id, output, end } of m.items)
+            server.releaseAdopted(
+              id,
+              output === undefined ? Buffer.alloc(0) : Buffer.from(output, 'base64'),
+              end,
+            );
           return;
         case 'netplex:migration-end':
           server.endAdoption();
@@ -216,8 +220,12 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
             },
           );
         },
-        released: (id, data) =>
-          released.push(data.length > 0 ? { id, output: data.toString('base64') } : { id }),
+        released: (id, data, end) => {
+          const item: ReleasedConnection = { id };
+          if (data.length > 0) item.output = data.toString('base64');
+          if (end !== undefined) item.end = end;
+          released.push(item);
+        },
       });
       // Every release is out before the migration's end, which releases whatever is still held.
       await released.flush();

@@ -442,6 +442,67 @@ describe('migration', () => {
     for (const c of [...moving, waiting]) c.socket.destroy();
   });
 
+  /**
+   * kickWhileMoving holds two connections on their way to the new worker (its first muxThaw waits
+   * for a file), has v1 close both meanwhile (`kick` from a third connection, still v1's), then lets
+   * the new worker go on, with `v2` as its behaviour. It resolves with what each of the two received
+   * before it closed, and the reload's exit code.
+   */
+  async function kickWhileMoving(v2: Record<string, unknown>) {
+    const { proc, port, dir, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+    ]);
+    // The first two go at once (the window starts at two); the third waits its turn, served by v1.
+    const moving = [await greet(port), await greet(port)];
+    const waiting = await greet(port);
+    const ended = moving.map(
+      (c) =>
+        new Promise<string>((resolve, reject) => {
+          let got = '';
+          const timer = setTimeout(
+            () => reject(new Error(`not closed within 30 s; got ${JSON.stringify(got)}`)),
+            30_000,
+          );
+          c.socket.on('data', (d: Buffer) => {
+            got += d.toString();
+          });
+          c.socket.on('close', () => {
+            clearTimeout(timer);
+            resolve(got);
+          });
+        }),
+    );
+    const release = join(dir, 'release');
+    behaviour(behaviourFile, { tag: 'v2', holdThaw: release, sayOnThaw: true, ...v2 });
+    const before = proc.lines.length;
+    const reload = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    await proc.waitLog((l) => l.msg === 'thaw held', 'the new worker to take a connection', 20_000, before);
+    expect(await ask(waiting.socket, 'kick')).toBe('v1 kicked 2');
+    writeFileSync(release, '');
+    const code = (await reload.waitExit(30_000)).code;
+    return { code, reloadErr: reload.stderr, got: await Promise.all(ended), waiting, pidFile };
+  }
+
+  it('closes a connection that the old worker closed while it was on its way, after what it wrote first', async () => {
+    const { code, reloadErr, got, waiting, pidFile } = await kickWhileMoving({});
+    expect(code, reloadErr).toBe(0);
+    // Each hears v1's last words exactly once, then the connection closes: the new worker carried out
+    // the close after sending them, and what it wrote itself (muxThaw's greeting) came after the close.
+    expect(got).toEqual(['v1 kicked\n', 'v1 kicked\n']);
+    expect(await ask(waiting.socket, 'where?')).toBe('v2 where?');
+    expect((await statusJson(pidFile)).last_migration).toMatchObject({ migrated: 3, drained: 0, failed: 0 });
+    waiting.socket.destroy();
+  });
+
+  it('closes a connection closed on its way in the old worker when the new worker dies before taking it', async () => {
+    const { code, got, waiting } = await kickWhileMoving({ dieOnThaw: 1 });
+    expect(code).toBe(1);
+    expect(got).toEqual(['v1 kicked\n', 'v1 kicked\n']);
+    expect(await ask(waiting.socket, 'where?')).toBe('v1 where?');
+    waiting.socket.destroy();
+  });
+
   it('drains a connection marked not movable while the others migrate', async () => {
     const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
     const pinned = await greet(port);
