@@ -167,6 +167,11 @@ export class Client<S = Record<string, unknown>> {
     }
   }
 
+  /** @internal endedWhileMoving is how the connection was ended while on its way, if it was. */
+  get endedWhileMoving(): ConnectionEnd | undefined {
+    return this.#endWhileMoving;
+  }
+
   /**
    * @internal takeEndWhileMoving returns (and forgets) how the connection was ended while it was on
    * its way, for the worker that serves it next.

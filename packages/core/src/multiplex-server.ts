@@ -1227,8 +1227,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   /** capture runs muxFreeze and builds what is sent, unless something happened to the connection meanwhile. */
   #capture(session: Session<S>): FrozenConnection | undefined | Promise<FrozenConnection | undefined> {
     const { client } = session;
-    if (client.phase !== 'migrating' || session.busy || session.queue.length > 0)
-      return this.#unfrozen(session);
+    if (!this.#stillFrozen(session)) return this.#unfrozen(session);
     let state: unknown;
     try {
       state = this.muxFreeze(this.mux, client);
@@ -1249,8 +1248,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #frozen(session: Session<S>, state: unknown): FrozenConnection | undefined {
     const { client } = session;
     // Closed or handed a step while an async muxFreeze ran: it stays.
-    if (client.phase !== 'migrating' || session.busy || session.queue.length > 0)
-      return this.#unfrozen(session);
+    if (!this.#stillFrozen(session)) return this.#unfrozen(session);
     const frozen: FrozenConnection = {
       id: client.id,
       proto: client.proto === 'unix' ? 'unix' : 'tcp',
@@ -1270,6 +1268,20 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     const timer = this.#timers.get(client);
     if (timer) frozen.timeoutMs = Math.max(0, timer.at - Date.now());
     return frozen;
+  }
+
+  /**
+   * stillFrozen says whether a connection being frozen can still be sent: not closed (or ended by a
+   * close, which it then carries out here) and not handed a step meanwhile.
+   */
+  #stillFrozen(session: Session<S>): boolean {
+    const { client } = session;
+    return (
+      client.phase === 'migrating' &&
+      client.endedWhileMoving === undefined &&
+      !session.busy &&
+      session.queue.length === 0
+    );
   }
 
   /** unfrozen puts a connection back to work here and says it does not move. */
