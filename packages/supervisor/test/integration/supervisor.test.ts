@@ -69,6 +69,24 @@ function askUntil(socket: net.Socket, line: string, expected: string, ms = 10_00
   });
 }
 
+/** readUntilClosed resolves with everything a socket receives from now until it closes (bounded). */
+function readUntilClosed(socket: net.Socket, ms = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(
+      () => reject(new Error(`not closed within ${ms} ms; got ${JSON.stringify(got)}`)),
+      ms,
+    );
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
+
 /** waitGone waits (bounded) for a process we do not own an exit event for to disappear. */
 async function waitGone(pid: number, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -484,23 +502,7 @@ describe('migration', () => {
     // The first two go at once (the window starts at two); the third waits its turn, served by v1.
     const moving = [await greet(port), await greet(port)];
     const waiting = await greet(port);
-    const ended = moving.map(
-      (c) =>
-        new Promise<string>((resolve, reject) => {
-          let got = '';
-          const timer = setTimeout(
-            () => reject(new Error(`not closed within 30 s; got ${JSON.stringify(got)}`)),
-            30_000,
-          );
-          c.socket.on('data', (d: Buffer) => {
-            got += d.toString();
-          });
-          c.socket.on('close', () => {
-            clearTimeout(timer);
-            resolve(got);
-          });
-        }),
-    );
+    const ended = moving.map((c) => readUntilClosed(c.socket));
     const release = join(dir, 'release');
     behaviour(behaviourFile, { tag: 'v2', holdThaw: release, sayOnThaw: true, ...v2 });
     const before = proc.lines.length;
@@ -540,23 +542,7 @@ describe('migration', () => {
     );
     const moving = [await greet(port), await greet(port)];
     const waiting = await greet(port);
-    const ended = moving.map(
-      (c) =>
-        new Promise<string>((resolve, reject) => {
-          let got = '';
-          const timer = setTimeout(
-            () => reject(new Error(`not closed within 30 s; got ${JSON.stringify(got)}`)),
-            30_000,
-          );
-          c.socket.on('data', (d: Buffer) => {
-            got += d.toString();
-          });
-          c.socket.on('close', () => {
-            clearTimeout(timer);
-            resolve(got);
-          });
-        }),
-    );
+    const ended = moving.map((c) => readUntilClosed(c.socket));
     behaviour(behaviourFile, { tag: 'v2' });
     const before = proc.lines.length;
     const reload = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
