@@ -534,10 +534,13 @@ describe('migration', () => {
   });
 
   it('does not move a connection closed while it is being frozen: it closes where it is', async () => {
+    const dir = tempDir();
+    const release = join(dir, 'release');
     const { proc, port, behaviourFile, pidFile } = await startTagged(
       ['--port=127.0.0.1:0', '--pid_file={pid}'],
       {
-        behaviour: { slowFreezeMs: 500 },
+        dir,
+        behaviour: { holdFreeze: release },
       },
     );
     const moving = [await greet(port), await greet(port)];
@@ -547,7 +550,9 @@ describe('migration', () => {
     const before = proc.lines.length;
     const reload = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
     await proc.waitLog((l) => l.msg === 'freezing', 'the old worker to freeze a connection', 20_000, before);
+    // Both are in muxFreeze (the window starts at two) and stay there until the file exists.
     expect(await ask(waiting.socket, 'kick')).toBe('v1 kicked 2');
+    writeFileSync(release, '');
     expect((await reload.waitExit(30_000)).code, reload.stderr).toBe(0);
     expect(await Promise.all(ended)).toEqual(['v1 kicked\n', 'v1 kicked\n']);
     expect(await ask(waiting.socket, 'where?')).toBe('v2 where?');
