@@ -58,6 +58,8 @@ export type SupervisorMessage =
   | { type: 'netplex:released'; items: ReleasedConnection[] }
   /** To the new worker: the migration is over; no connection is waiting to be released any longer. */
   | { type: 'netplex:migration-end' }
+  /** During a migration: a broadcast made in the other worker, for this one's clients. */
+  | PeerBroadcastMessage
   /** To the old worker: the connections (by seq) the new worker took, and those it did not. */
   | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** To the old worker: the new one failed; accept again on the handles just sent. */
@@ -90,7 +92,22 @@ export type WorkerMessage =
   /** From the new worker: the connections it took and those it could not, a batch at a time. */
   | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** From the old worker: the migration is over; what moved, what stays to drain. */
-  | { type: 'netplex:migrated'; migrated: number; drained: number; failed: number; ms: number };
+  | { type: 'netplex:migrated'; migrated: number; drained: number; failed: number; ms: number }
+  /** From either worker during a migration: a broadcast made there, relayed to the other one. */
+  | PeerBroadcastMessage;
+
+/**
+ * PeerBroadcastMessage carries a `mux.broadcast` made in one worker during a migration to the other
+ * worker's clients: all but `except` (the sender's own client) and `skip`, connections the sending
+ * worker has covered itself (they are on their way between the two, and the broadcast went with them).
+ */
+export interface PeerBroadcastMessage {
+  type: 'netplex:broadcast';
+  /** The bytes, base64. */
+  data: string;
+  except?: number;
+  skip?: number[];
+}
 
 /** ReleasedConnection is a migrated connection the old worker let go, with what it wrote to it meanwhile. */
 export interface ReleasedConnection {

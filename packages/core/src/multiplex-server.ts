@@ -74,6 +74,9 @@ export interface MigrationChannel {
   released(id: number, output: Buffer, end: ConnectionEnd | undefined): void;
 }
 
+/** PeerBroadcast sends a broadcast on to the other worker of a migration (see setPeerBroadcast). */
+export type PeerBroadcast = (data: Buffer, except: number | undefined, skip: number[]) => void;
+
 /** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
 export type ConstructorArgs = Record<string, unknown>;
 
@@ -180,6 +183,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   readonly #sessions = new Map<Client<S>, Session<S>>();
   /** Connections that migrated in, by id, for output the old worker writes to them after sending them. */
   readonly #adopted = new Map<number, Client<S>>();
+  /** During a migration (in either worker): where a broadcast goes on to the other worker. */
+  #peerBroadcast: PeerBroadcast | undefined;
   /** Armed timeouts; `timer` is undefined for one that came due while its connection was migrating. */
   readonly #timers = new Map<MuxTarget<S>, { timer: NodeJS.Timeout | undefined; at: number }>();
   #dequeueTimer: NodeJS.Timeout | undefined;
@@ -215,6 +220,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       endloop: () => {
         void this.close();
       },
+      broadcastElsewhere: (data, except) => this.#broadcastElsewhere(data, except),
     });
   }
 
@@ -1148,6 +1154,39 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     if (!client) return;
     this.#adopted.delete(id);
     client.releaseOutput(output, end);
+  }
+
+  /**
+   * @internal setPeerBroadcast, during a migration, sends each `mux.broadcast` made here on to the
+   * other worker as well (undefined: no longer).
+   */
+  setPeerBroadcast(send: PeerBroadcast | undefined): void {
+    this.#peerBroadcast = send;
+  }
+
+  /**
+   * broadcastElsewhere sends a broadcast made here to the other worker of a migration, naming the
+   * connections this worker covered itself: in the old worker, those on their way (the bytes are
+   * held and go with them); in the new one, those it holds output for until the old worker lets them
+   * go (the bytes wait there).
+   */
+  #broadcastElsewhere(data: Buffer, except: Client<S> | undefined): void {
+    const send = this.#peerBroadcast;
+    if (!send) return;
+    const skip = [...this.#adopted.keys()];
+    if (this.#state === 'migrating')
+      for (const c of this.#clients) if (c.phase === 'migrating') skip.push(c.id);
+    send(data, except?.id, skip);
+  }
+
+  /**
+   * @internal receiveBroadcast writes a broadcast made in the other worker during a migration to
+   * this worker's clients, except `except` and `skip` (see broadcastElsewhere). It goes no further.
+   */
+  receiveBroadcast(data: Buffer, except: number | undefined, skip: readonly number[]): void {
+    const left = new Set(skip);
+    if (except !== undefined) left.add(except);
+    for (const c of this.#clients) if (!left.has(c.id)) c.write(data);
   }
 
   /** endAdoption, in the new worker once the migration is over, releases every connection still held. */

@@ -8,11 +8,12 @@
 import { formatUserError } from './error-format.js';
 import {
   isNetplexMessage,
+  type PeerBroadcastMessage,
   type ReleasedConnection,
   type SupervisorMessage,
   type WorkerMessage,
 } from './ipc.js';
-import type { AnyMultiplexServer } from './multiplex-server.js';
+import type { AnyMultiplexServer, PeerBroadcast } from './multiplex-server.js';
 import type { BindTarget } from './port-spec.js';
 
 function send(message: WorkerMessage, handle?: unknown): Promise<void> {
@@ -90,8 +91,19 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
       exit(0);
     };
 
+    // During a migration, in either worker: a broadcast made here reaches the other worker's clients too.
+    const peerBroadcast: PeerBroadcast = (data, except, skip) => {
+      const message: PeerBroadcastMessage = { type: 'netplex:broadcast', data: data.toString('base64') };
+      if (except !== undefined) message.except = except;
+      if (skip.length > 0) message.skip = skip;
+      void send(message).catch(() => {});
+    };
+
     const begin = async (msg: NonNullable<typeof start>) => {
       started = true;
+      // Taking connections in from the worker this one replaces: until the supervisor says the
+      // migration is over (netplex:migration-end).
+      if (msg.migrate) server.setPeerBroadcast(peerBroadcast);
       // Each start-up hook is reported as it begins and ends: when ready_timeout runs out, the
       // supervisor names the one that never settled.
       server.observeHooks((hook) => void send({ type: 'netplex:hook', hook: hook ?? null }).catch(() => {}));
@@ -194,6 +206,10 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           return;
         case 'netplex:migration-end':
           server.endAdoption();
+          server.setPeerBroadcast(undefined);
+          return;
+        case 'netplex:broadcast':
+          server.receiveBroadcast(Buffer.from(m.data, 'base64'), m.except, m.skip ?? []);
           return;
         default:
           return;
@@ -207,6 +223,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     const migrateOut = async () => {
       // Released connections go a batch per event-loop turn, as the acknowledgements come.
       const released = everyTurn<ReleasedConnection>((items) => send({ type: 'netplex:released', items }));
+      server.setPeerBroadcast(peerBroadcast);
       const counts = await server.migrateOut({
         state: (data) => send({ type: 'netplex:server-state', data }),
         conn: (conn, h) => {
@@ -227,6 +244,8 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           released.push(item);
         },
       });
+      // What stays here now drains: its broadcasts stay here too.
+      server.setPeerBroadcast(undefined);
       // Every release is out before the migration's end, which releases whatever is still held.
       await released.flush();
       await send({ type: 'netplex:migrated', ...counts });

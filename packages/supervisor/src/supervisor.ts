@@ -352,7 +352,8 @@ export class Supervisor {
   /**
    * migrate moves the old worker's connections into the new one, relaying the server state and
    * each socket handle (raw, so that the supervisor never reads from it), output written to a
-   * connection after it was sent, and the acknowledgements (in batches).
+   * connection after it was sent, the acknowledgements (in batches), and each `mux.broadcast` made in
+   * one worker meanwhile, to the other (so that, say, a chat room is not split while it moves).
    * If the new worker dies meanwhile, the connections still in the old worker stay there and it
    * accepts again; `ok` is then false.
    */
@@ -410,7 +411,7 @@ export class Supervisor {
               if (pending.delete(m.seq)) nack([m.seq]);
             },
           );
-        } else if (m.type === 'netplex:released') {
+        } else if (m.type === 'netplex:released' || m.type === 'netplex:broadcast') {
           if (!newDead) void neu.send(m).catch(() => {});
         } else if (m.type === 'netplex:migrated') {
           void finish({ migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms });
@@ -419,6 +420,10 @@ export class Supervisor {
       const fromNew = (msg: unknown) => {
         if (!isNetplexMessage(msg)) return;
         const m = msg as WorkerMessage;
+        if (m.type === 'netplex:broadcast') {
+          if (old.state !== 'exited') void old.send(m).catch(() => {});
+          return;
+        }
         if (m.type !== 'netplex:conn-ack') return;
         const ok = m.ok.filter((seq) => pending.delete(seq));
         const failed = m.failed.filter((seq) => pending.delete(seq));

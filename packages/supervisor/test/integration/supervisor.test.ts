@@ -69,6 +69,43 @@ function askUntil(socket: net.Socket, line: string, expected: string, ms = 10_00
   });
 }
 
+/**
+ * hear records everything a socket receives from now on; `until(line)` waits (bounded) for a line to
+ * have come.
+ */
+function hear(socket: net.Socket) {
+  let text = '';
+  const waiting: Array<{ line: string; resolve: () => void }> = [];
+  const has = (line: string) => text.split('\n').slice(0, -1).includes(line);
+  socket.on('data', (d: Buffer) => {
+    text += d.toString();
+    for (const w of waiting.filter((x) => has(x.line))) {
+      waiting.splice(waiting.indexOf(w), 1);
+      w.resolve();
+    }
+  });
+  return {
+    text: () => text,
+    until: (line: string, ms = 10_000) =>
+      has(line)
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(
+              () =>
+                reject(new Error(`no ${JSON.stringify(line)} within ${ms} ms; got ${JSON.stringify(text)}`)),
+              ms,
+            );
+            waiting.push({
+              line,
+              resolve: () => {
+                clearTimeout(timer);
+                resolve();
+              },
+            });
+          }),
+  };
+}
+
 /** readUntilClosed resolves with everything a socket receives from now until it closes (bounded). */
 function readUntilClosed(socket: net.Socket, ms = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -447,7 +484,9 @@ describe('migration', () => {
         new Promise<void>((resolve) => {
           c.socket.on('data', (d: Buffer) => {
             got[i] += d.toString();
-            const all = ['v1 shout hi\n', 'timeout\n', 'v2 thawed\n'].every((t) => got[i]!.includes(t));
+            const all = ['v1 shout hi\n', 'v1 bcast hey\n', 'timeout\n', 'v2 thawed\n'].every((t) =>
+              got[i]!.includes(t),
+            );
             if (all) resolve();
           });
         }),
@@ -463,6 +502,8 @@ describe('migration', () => {
     await proc.waitLog((l) => l.msg === 'thaw held', 'the new worker to take a connection', 20_000, before);
     expect(await ask(waiting.socket, 'where?')).toBe('v1 where?');
     expect(await ask(waiting.socket, 'shout hi')).toBe('v1 shout hi');
+    // mux.broadcast also goes to the new worker meanwhile, which must not write it to these two again.
+    expect(await ask(waiting.socket, 'bcast hey')).toBe('v1 sent');
     moving[1]!.socket.write('timeout 0\n');
     // The first connection's timeout comes due while it is on its way.
     await proc.waitLog(
@@ -478,6 +519,8 @@ describe('migration', () => {
     // in the new worker (the second connection's `timeout 0` was read there, as input that waited).
     for (const text of got) {
       expect(text.split('\n').filter((l) => l === 'v1 shout hi')).toHaveLength(1);
+      expect(text.split('\n').filter((l) => l === 'v1 bcast hey')).toHaveLength(1);
+      expect(text.indexOf('v1 bcast hey\n')).toBeLessThan(text.indexOf('v2 thawed\n'));
       // What the old worker wrote while the connection was on its way comes before the new worker's
       // first words (muxThaw writes at once; its output waits until the old worker lets go).
       expect(text.indexOf('v1 shout hi\n')).toBeLessThan(text.indexOf('v2 thawed\n'));
@@ -558,6 +601,52 @@ describe('migration', () => {
     expect(await ask(waiting.socket, 'where?')).toBe('v2 where?');
     expect((await statusJson(pidFile)).last_migration).toMatchObject({ migrated: 1, failed: 0 });
     waiting.socket.destroy();
+  });
+
+  it('carries mux.broadcast across the two workers while a migration is under way, once to each client', async () => {
+    const { proc, port, dir, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+    ]);
+    // a and b move first; p stays with v1 (pinned); w is held in its muxFreeze until `release` exists.
+    const [a, b, p, w] = [await greet(port), await greet(port), await greet(port), await greet(port)];
+    expect(await ask(p.socket, 'pin')).toBe('v1 pinned');
+    const release = join(dir, 'release');
+    expect(await ask(w.socket, `freeze-wait ${release}`)).toBe('v1 will wait');
+    const heard = [a, b, p, w].map((c) => hear(c.socket));
+    behaviour(behaviourFile, { tag: 'v2' });
+    const before = proc.lines.length;
+    const reload = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    await proc.waitLog((l) => l.msg === 'freezing', 'the old worker to freeze w', 20_000, before);
+    // a and b are in the new worker now (their answers come from v2); the migration is still on.
+    await askUntil(a.socket, 'where?', 'v2 where?');
+    await askUntil(b.socket, 'where?', 'v2 where?');
+    // From the old worker to clients in the new one (and to w, on its way: it carries it along)...
+    expect(await ask(p.socket, 'bcast hello')).toBe('v1 sent');
+    // ...and from the new worker to clients still in the old one.
+    expect(await ask(a.socket, 'bcast world')).toBe('v2 sent');
+    await askUntil(b.socket, 'where?', 'v2 where?');
+    await askUntil(p.socket, 'where?', 'v1 where?');
+    writeFileSync(release, '');
+    expect((await reload.waitExit(30_000)).code, reload.stderr).toBe(0);
+    await askUntil(w.socket, 'where?', 'v2 where?');
+    await Promise.all([
+      ...[0, 1, 3].map((i) => heard[i]!.until('v1 bcast hello')),
+      ...[1, 2, 3].map((i) => heard[i]!.until('v2 bcast world')),
+    ]);
+    const lines = heard.map((h) => h.text().split('\n'));
+    const count = (i: number, line: string) => lines[i]!.filter((l) => l === line).length;
+    // Every client but the sender hears each broadcast exactly once.
+    expect([count(0, 'v1 bcast hello'), count(1, 'v1 bcast hello'), count(3, 'v1 bcast hello')]).toEqual([
+      1, 1, 1,
+    ]);
+    expect([count(1, 'v2 bcast world'), count(2, 'v2 bcast world'), count(3, 'v2 bcast world')]).toEqual([
+      1, 1, 1,
+    ]);
+    expect([count(2, 'v1 bcast hello'), count(0, 'v2 bcast world')]).toEqual([0, 0]);
+    // w, held on its way, hears both in the order they were made.
+    expect(lines[3]!.indexOf('v1 bcast hello')).toBeLessThan(lines[3]!.indexOf('v2 bcast world'));
+    for (const c of [a, b, p, w]) c.socket.destroy();
   });
 
   it('drains a connection marked not movable while the others migrate', async () => {
