@@ -58,8 +58,13 @@ export type SupervisorMessage =
   | { type: 'netplex:released'; items: ReleasedConnection[] }
   /** To the new worker: the migration is over; no connection is waiting to be released any longer. */
   | { type: 'netplex:migration-end' }
-  /** During a migration: a broadcast made in the other worker, for this one's clients. */
+  /** A broadcast made in another worker with clients (see `netplex:peers`), for this one's clients. */
   | PeerBroadcastMessage
+  /**
+   * Whether another worker has clients too (one being replaced, draining or migrating): while it
+   * does, each `mux.broadcast` also goes to the supervisor, which passes it on.
+   */
+  | { type: 'netplex:peers'; on: boolean }
   /** To the old worker: the connections (by seq) the new worker took, and those it did not. */
   | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** To the old worker: the new one failed; accept again on the handles just sent. */
@@ -93,19 +98,20 @@ export type WorkerMessage =
   | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** From the old worker: the migration is over; what moved, what stays to drain. */
   | { type: 'netplex:migrated'; migrated: number; drained: number; failed: number; ms: number }
-  /** From either worker during a migration: a broadcast made there, relayed to the other one. */
+  /** From a worker while another one has clients too: a broadcast made there, relayed to the others. */
   | PeerBroadcastMessage;
 
 /**
- * PeerBroadcastMessage carries a `mux.broadcast` made in one worker during a migration to the other
- * worker's clients: all but `except` (the sender's own client) and `skip`, connections the sending
- * worker has covered itself (they are on their way between the two, and the broadcast went with them).
+ * PeerBroadcastMessage carries a `mux.broadcast` made in one worker to the clients of the others
+ * (during a migration, and while a replaced worker drains): all but `skip`, connections the sending
+ * worker has covered itself (on their way between the two workers of a migration, the broadcast
+ * went with them). The sender's own client, which the broadcast may leave out, is never among the
+ * others' clients but in `skip`; connection numbers are not unique across workers in a drain.
  */
 export interface PeerBroadcastMessage {
   type: 'netplex:broadcast';
   /** The bytes, base64. */
   data: string;
-  except?: number;
   skip?: number[];
 }
 

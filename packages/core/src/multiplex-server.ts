@@ -75,7 +75,7 @@ export interface MigrationChannel {
 }
 
 /** PeerBroadcast sends a broadcast on to the other worker of a migration (see setPeerBroadcast). */
-export type PeerBroadcast = (data: Buffer, except: number | undefined, skip: number[]) => void;
+export type PeerBroadcast = (data: Buffer, skip: number[]) => void;
 
 /** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
 export type ConstructorArgs = Record<string, unknown>;
@@ -183,7 +183,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   readonly #sessions = new Map<Client<S>, Session<S>>();
   /** Connections that migrated in, by id, for output the old worker writes to them after sending them. */
   readonly #adopted = new Map<number, Client<S>>();
-  /** During a migration (in either worker): where a broadcast goes on to the other worker. */
+  /** While another worker has clients too (a migration, a drain): where a broadcast goes on to it. */
   #peerBroadcast: PeerBroadcast | undefined;
   /** Armed timeouts; `timer` is undefined for one that came due while its connection was migrating. */
   readonly #timers = new Map<MuxTarget<S>, { timer: NodeJS.Timeout | undefined; at: number }>();
@@ -220,7 +220,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       endloop: () => {
         void this.close();
       },
-      broadcastElsewhere: (data, except) => this.#broadcastElsewhere(data, except),
+      broadcastElsewhere: (data) => this.#broadcastElsewhere(data),
     });
   }
 
@@ -1157,35 +1157,34 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   }
 
   /**
-   * @internal setPeerBroadcast, during a migration, sends each `mux.broadcast` made here on to the
-   * other worker as well (undefined: no longer).
+   * @internal setPeerBroadcast sends each `mux.broadcast` made here on to the other workers with
+   * clients as well (undefined: no longer): during a migration, and while a replaced worker drains.
    */
   setPeerBroadcast(send: PeerBroadcast | undefined): void {
     this.#peerBroadcast = send;
   }
 
   /**
-   * broadcastElsewhere sends a broadcast made here to the other worker of a migration, naming the
+   * broadcastElsewhere sends a broadcast made here to the other workers with clients, naming the
    * connections this worker covered itself: in the old worker, those on their way (the bytes are
    * held and go with them); in the new one, those it holds output for until the old worker lets them
    * go (the bytes wait there).
    */
-  #broadcastElsewhere(data: Buffer, except: Client<S> | undefined): void {
+  #broadcastElsewhere(data: Buffer): void {
     const send = this.#peerBroadcast;
     if (!send) return;
     const skip = [...this.#adopted.keys()];
     if (this.#state === 'migrating')
       for (const c of this.#clients) if (c.phase === 'migrating') skip.push(c.id);
-    send(data, except?.id, skip);
+    send(data, skip);
   }
 
   /**
-   * @internal receiveBroadcast writes a broadcast made in the other worker during a migration to
-   * this worker's clients, except `except` and `skip` (see broadcastElsewhere). It goes no further.
+   * @internal receiveBroadcast writes a broadcast made in another worker to this worker's clients,
+   * but those in `skip` (see broadcastElsewhere). It goes no further.
    */
-  receiveBroadcast(data: Buffer, except: number | undefined, skip: readonly number[]): void {
+  receiveBroadcast(data: Buffer, skip: readonly number[]): void {
     const left = new Set(skip);
-    if (except !== undefined) left.add(except);
     for (const c of this.#clients) if (!left.has(c.id)) c.write(data);
   }
 

@@ -16,8 +16,8 @@ export interface MuxHost<S> {
   setTimeout(target: MuxTarget<S>, seconds: number | null): void;
   timeoutOf(target: MuxTarget<S>): number | undefined;
   endloop(): void;
-  /** During a migration, sends a broadcast on to the clients the other worker serves. */
-  broadcastElsewhere(data: Buffer, except: Client<S> | undefined): void;
+  /** Sends a broadcast on to the clients other workers serve (during a migration or a drain). */
+  broadcastElsewhere(data: Buffer): void;
 }
 
 /** Mux is the multiplexer handed to every mux callback (IO::Multiplex's `$mux`). */
@@ -57,8 +57,9 @@ export class Mux<S = Record<string, unknown>> {
   /**
    * broadcast writes the same bytes to every connected client (or every one but `except`). Text is
    * encoded once and the one Buffer is shared, so a broadcast to many clients copies nothing per client.
-   * While a live migration is under way, the bytes also reach the clients the other worker serves
-   * (each exactly once); the count returned is of this worker's clients.
+   * During a reload, while the worker being replaced still has clients (a migration, or a drain), the
+   * bytes also reach the clients of the other worker (each exactly once); the count returned is of
+   * this worker's clients.
    */
   broadcast(data: Buffer | string, except?: Client<S>): number {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
@@ -66,7 +67,7 @@ export class Mux<S = Record<string, unknown>> {
     for (const c of this.#host.clients()) {
       if (c !== except && c.write(buf)) n++;
     }
-    this.#host.broadcastElsewhere(buf, except);
+    this.#host.broadcastElsewhere(buf);
     return n;
   }
 

@@ -91,18 +91,17 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
       exit(0);
     };
 
-    // During a migration, in either worker: a broadcast made here reaches the other worker's clients too.
-    const peerBroadcast: PeerBroadcast = (data, except, skip) => {
+    // While another worker has clients too (a migration, a drain): a broadcast made here reaches them.
+    const peerBroadcast: PeerBroadcast = (data, skip) => {
       const message: PeerBroadcastMessage = { type: 'netplex:broadcast', data: data.toString('base64') };
-      if (except !== undefined) message.except = except;
       if (skip.length > 0) message.skip = skip;
       void send(message).catch(() => {});
     };
 
     const begin = async (msg: NonNullable<typeof start>) => {
       started = true;
-      // Taking connections in from the worker this one replaces: until the supervisor says the
-      // migration is over (netplex:migration-end).
+      // Taking connections in from the worker this one replaces, which keeps serving the others
+      // meanwhile: until the supervisor says otherwise (netplex:peers).
       if (msg.migrate) server.setPeerBroadcast(peerBroadcast);
       // Each start-up hook is reported as it begins and ends: when ready_timeout runs out, the
       // supervisor names the one that never settled.
@@ -206,10 +205,12 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           return;
         case 'netplex:migration-end':
           server.endAdoption();
-          server.setPeerBroadcast(undefined);
+          return;
+        case 'netplex:peers':
+          server.setPeerBroadcast(m.on ? peerBroadcast : undefined);
           return;
         case 'netplex:broadcast':
-          server.receiveBroadcast(Buffer.from(m.data, 'base64'), m.except, m.skip ?? []);
+          server.receiveBroadcast(Buffer.from(m.data, 'base64'), m.skip ?? []);
           return;
         default:
           return;
@@ -244,8 +245,6 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           released.push(item);
         },
       });
-      // What stays here now drains: its broadcasts stay here too.
-      server.setPeerBroadcast(undefined);
       // Every release is out before the migration's end, which releases whatever is still held.
       await released.flush();
       await send({ type: 'netplex:migrated', ...counts });

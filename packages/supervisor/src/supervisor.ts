@@ -23,6 +23,7 @@ import {
   removeStaleUnixSocket,
   resolveBindTargets,
   type ServerConfig,
+  type SupervisorMessage,
   serverOptions,
   type WorkerMessage,
 } from '@netplex/core';
@@ -112,6 +113,10 @@ export class Supervisor {
   #spare: WorkerProcess | undefined;
   /** Workers replaced by a reload that are still serving their last connections. */
   readonly #retiring = new Set<WorkerProcess>();
+  /** The new worker of a migration under way, until the reload adopts it (or it fails). */
+  #migratingIn: WorkerProcess | undefined;
+  /** What each worker was last told by updatePeers. */
+  readonly #peersOn = new WeakMap<WorkerProcess, boolean>();
   #addresses: ListenAddress[] = [];
   #reloading: Promise<ReloadResult> | undefined;
   #reloadAgain: Array<(r: ReloadResult) => void> | undefined;
@@ -298,8 +303,15 @@ export class Supervisor {
     const startMs = Date.now() - began;
     let migration: MigrationCounts | undefined;
     if (migrate) {
-      const outcome = await this.#migrate(old, worker, config, this.#passable(keep));
+      this.#migratingIn = worker;
+      // Both relay broadcasts from the start of the migration (the new worker from its start).
+      this.#peersOn.set(old, true);
+      this.#peersOn.set(worker, true);
+      const outcome = await this.#migrate(old, worker, config, this.#passable(keep)).finally(() => {
+        this.#migratingIn = undefined;
+      });
       migration = outcome.counts;
+      if (!outcome.ok) this.#updatePeers();
       if (!outcome.ok) {
         for (const key of added) await this.#release(key);
         return this.#reloadFailed(
@@ -320,11 +332,13 @@ export class Supervisor {
       this.#retiring.add(old);
       void old.exited.then(async () => {
         this.#retiring.delete(old);
+        this.#updatePeers();
         for (const key of removed) if (!keep.has(key)) await this.#release(key);
       });
     } else {
       for (const key of removed) await this.#release(key);
     }
+    this.#updatePeers();
     const ms = Date.now() - began;
     this.reloads++;
     this.lastReloadMs = ms;
@@ -352,8 +366,8 @@ export class Supervisor {
   /**
    * migrate moves the old worker's connections into the new one, relaying the server state and
    * each socket handle (raw, so that the supervisor never reads from it), output written to a
-   * connection after it was sent, the acknowledgements (in batches), and each `mux.broadcast` made in
-   * one worker meanwhile, to the other (so that, say, a chat room is not split while it moves).
+   * connection after it was sent, and the acknowledgements (in batches). (Broadcasts made in either
+   * worker meanwhile go to the other through relayBroadcast, which every worker has.)
    * If the new worker dies meanwhile, the connections still in the old worker stay there and it
    * accepts again; `ok` is then false.
    */
@@ -411,7 +425,7 @@ export class Supervisor {
               if (pending.delete(m.seq)) nack([m.seq]);
             },
           );
-        } else if (m.type === 'netplex:released' || m.type === 'netplex:broadcast') {
+        } else if (m.type === 'netplex:released') {
           if (!newDead) void neu.send(m).catch(() => {});
         } else if (m.type === 'netplex:migrated') {
           void finish({ migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms });
@@ -420,10 +434,6 @@ export class Supervisor {
       const fromNew = (msg: unknown) => {
         if (!isNetplexMessage(msg)) return;
         const m = msg as WorkerMessage;
-        if (m.type === 'netplex:broadcast') {
-          if (old.state !== 'exited') void old.send(m).catch(() => {});
-          return;
-        }
         if (m.type !== 'netplex:conn-ack') return;
         const ok = m.ok.filter((seq) => pending.delete(seq));
         const failed = m.failed.filter((seq) => pending.delete(seq));
@@ -495,6 +505,15 @@ export class Supervisor {
   }
 
   #fork(config: Readonly<ServerConfig> = this.config): WorkerProcess {
+    const worker = this.#forkProcess(config);
+    worker.child.on('message', (msg: unknown) => {
+      if (isNetplexMessage(msg) && (msg as WorkerMessage).type === 'netplex:broadcast')
+        this.#relayBroadcast(worker, msg as WorkerMessage);
+    });
+    return worker;
+  }
+
+  #forkProcess(config: Readonly<ServerConfig>): WorkerProcess {
     const { entry, argv, execArgv, workerEnv, workerStderrLine } = this.#opts;
     const ids = resolveIds(config);
     const spare = this.#spare;
@@ -513,6 +532,45 @@ export class Supervisor {
       gid: ids.gid,
       onStderrLine: workerStderrLine,
     });
+  }
+
+  /** serving lists the workers with clients: the current one, those retiring, and one migrating in. */
+  #serving(): WorkerProcess[] {
+    const all = [this.#worker, this.#migratingIn, ...this.#retiring];
+    return [...new Set(all)].filter((w): w is WorkerProcess => w !== undefined && w.state !== 'exited');
+  }
+
+  /**
+   * relayBroadcast passes a `mux.broadcast` made in one worker to every other worker with clients
+   * (during a migration, and while a replaced worker drains), so that all clients hear it.
+   */
+  #relayBroadcast(from: WorkerProcess, m: WorkerMessage): void {
+    if (m.type !== 'netplex:broadcast') return;
+    // The connections the sender names as covered are on their way between the two workers of a
+    // migration; to any other worker (one draining), numbers may even name different connections.
+    const pair = [this.#worker, this.#migratingIn];
+    const plain: SupervisorMessage = { type: 'netplex:broadcast', data: m.data };
+    for (const w of this.#serving()) {
+      if (w === from) continue;
+      const peer = this.#migratingIn !== undefined && pair.includes(from) && pair.includes(w);
+      void w.send(peer ? m : plain).catch(() => {});
+    }
+  }
+
+  /**
+   * updatePeers tells each worker with clients whether another one has clients too, so that its
+   * broadcasts go on to the supervisor only then. Not during a migration, whose two workers relay
+   * until it ends (the reload calls this again then).
+   */
+  #updatePeers(): void {
+    if (this.#migratingIn) return;
+    const serving = this.#serving();
+    const on = serving.length > 1;
+    for (const w of serving) {
+      if (this.#peersOn.get(w) === on) continue;
+      this.#peersOn.set(w, on);
+      void w.send({ type: 'netplex:peers', on }).catch(() => {});
+    }
   }
 
   /**

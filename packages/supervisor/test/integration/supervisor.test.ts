@@ -646,7 +646,50 @@ describe('migration', () => {
     expect([count(2, 'v1 bcast hello'), count(0, 'v2 bcast world')]).toEqual([0, 0]);
     // w, held on its way, hears both in the order they were made.
     expect(lines[3]!.indexOf('v1 bcast hello')).toBeLessThan(lines[3]!.indexOf('v2 bcast world'));
+    // After the migration, p drains in the old worker, still in the same room.
+    await askUntil(w.socket, 'bcast again', 'v2 sent');
+    await askUntil(p.socket, 'bcast still', 'v1 sent');
+    await Promise.all([heard[2]!.until('v2 bcast again'), heard[3]!.until('v1 bcast still')]);
     for (const c of [a, b, p, w]) c.socket.destroy();
+  });
+
+  it('carries mux.broadcast between a draining worker and its replacement (reload_mode drain)', async () => {
+    const { port, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--reload_mode=drain',
+    ]);
+    const old = await greet(port);
+    behaviour(behaviourFile, { tag: 'v2' });
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    const neu = await greet(port);
+    expect(neu.line).toBe('hello from v2');
+    const [hearOld, hearNew] = [hear(old.socket), hear(neu.socket)];
+    await askUntil(old.socket, 'where?', 'v1 where?');
+    await askUntil(neu.socket, 'bcast from new', 'v2 sent');
+    await askUntil(old.socket, 'bcast from old', 'v1 sent');
+    await Promise.all([hearOld.until('v2 bcast from new'), hearNew.until('v1 bcast from old')]);
+    // Once the old worker is gone, the new one's broadcasts stay with it (and still reach its clients).
+    old.socket.destroy();
+    const other = await greet(port);
+    const hearOther = hear(other.socket);
+    await askUntil(neu.socket, 'bcast alone', 'v2 sent');
+    await hearOther.until('v2 bcast alone');
+    expect(
+      hearNew
+        .text()
+        .split('\n')
+        .filter((l) => l === 'v1 bcast from old'),
+    ).toHaveLength(1);
+    expect(
+      hearOld
+        .text()
+        .split('\n')
+        .filter((l) => l === 'v2 bcast from new'),
+    ).toHaveLength(1);
+    neu.socket.destroy();
+    other.socket.destroy();
   });
 
   it('drains a connection marked not movable while the others migrate', async () => {
