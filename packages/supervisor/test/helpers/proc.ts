@@ -101,6 +101,21 @@ export class Proc {
     return this.lines.slice(after).find(pred)!;
   }
 
+  /**
+   * hup reloads a supervisor with SIGHUP and resolves with its log line saying how the reload went
+   * (`reloaded in N ms`, with the migration's counts, or `reload failed`).
+   */
+  async hup(what: string, ms = 30_000): Promise<LogLine> {
+    const before = this.lines.length;
+    this.child.kill('SIGHUP');
+    return this.waitLog(
+      (l) => String(l.msg).startsWith('reloaded in') || String(l.msg).startsWith('reload failed'),
+      what,
+      ms,
+      before,
+    );
+  }
+
   /** waitExit waits for the process to exit. */
   async waitExit(ms = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     await this.until(() => this.exit !== undefined, 'the process to exit', ms);

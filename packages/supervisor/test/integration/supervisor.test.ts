@@ -313,14 +313,7 @@ describe('reload', () => {
       extra += d.toString();
     });
     behaviour(behaviourFile, { tag: 'v2' });
-    const before = proc.lines.length;
-    proc.child.kill('SIGHUP');
-    const done = await proc.waitLog(
-      (l) => String(l.msg).startsWith('reloaded in'),
-      'the reload',
-      20_000,
-      before,
-    );
+    const done = await proc.hup('the reload');
     expect(done).toMatchObject({ mode: 'migrate', migrated: 1, drained: 0, failed: 0 });
     expect(await ask(old.socket, 'moved?')).toBe('v2 moved?');
     // muxConnection ran once, in the old worker: no second greeting on the moved connection.
@@ -339,8 +332,7 @@ describe('reload', () => {
     expect(old.line).toBe('hello from v1');
     behaviour(behaviourFile, { tag: 'v2' });
     const before = proc.lines.length;
-    proc.child.kill('SIGHUP');
-    await proc.waitLog((l) => String(l.msg).startsWith('reloaded in'), 'the reload', 20_000, before);
+    expect((await proc.hup('the reload')).msg).toMatch(/^reloaded in/);
     const fresh = await greet(port);
     expect(fresh.line).toBe('hello from v2');
     expect(await ask(old.socket, 'still there?')).toBe('v1 still there?');
