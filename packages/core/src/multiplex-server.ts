@@ -74,7 +74,7 @@ export interface MigrationChannel {
   released(id: number, output: Buffer, end: ConnectionEnd | undefined): void;
 }
 
-/** PeerBroadcast sends a broadcast on to the other worker of a migration (see setPeerBroadcast). */
+/** PeerBroadcast sends a broadcast on to the other workers with clients (see setPeerBroadcast). */
 export type PeerBroadcast = (data: Buffer, skip: number[]) => void;
 
 /** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
