@@ -105,8 +105,9 @@ export type WorkerMessage =
  * PeerBroadcastMessage carries a `mux.broadcast` made in one worker to the clients of the others
  * (during a migration, and while a replaced worker drains): all but `skip`, connections the sending
  * worker has covered itself (on their way between the two workers of a migration, the broadcast
- * went with them). The sender's own client, which the broadcast may leave out, is never among the
- * others' clients but in `skip`; connection numbers are not unique across workers in a drain.
+ * went with them). The sender's own client (which the broadcast may leave out) is not named: no
+ * other worker serves it unless it is in `skip`, and connection numbers are not unique across the
+ * workers of a drain.
  */
 export interface PeerBroadcastMessage {
   type: 'netplex:broadcast';

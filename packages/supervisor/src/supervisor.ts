@@ -19,11 +19,11 @@ import {
   type MultiplexServer,
   type NetplexLogger,
   type OptionsShape,
+  type PeerBroadcastMessage,
   pairPortSpecs,
   removeStaleUnixSocket,
   resolveBindTargets,
   type ServerConfig,
-  type SupervisorMessage,
   serverOptions,
   type WorkerMessage,
 } from '@netplex/core';
@@ -311,8 +311,8 @@ export class Supervisor {
         this.#migratingIn = undefined;
       });
       migration = outcome.counts;
-      if (!outcome.ok) this.#updatePeers();
       if (!outcome.ok) {
+        this.#updatePeers();
         for (const key of added) await this.#release(key);
         return this.#reloadFailed(
           new SupervisorError(
@@ -508,7 +508,7 @@ export class Supervisor {
     const worker = this.#forkProcess(config);
     worker.child.on('message', (msg: unknown) => {
       if (isNetplexMessage(msg) && (msg as WorkerMessage).type === 'netplex:broadcast')
-        this.#relayBroadcast(worker, msg as WorkerMessage);
+        this.#relayBroadcast(worker, msg as PeerBroadcastMessage);
     });
     return worker;
   }
@@ -544,12 +544,11 @@ export class Supervisor {
    * relayBroadcast passes a `mux.broadcast` made in one worker to every other worker with clients
    * (during a migration, and while a replaced worker drains), so that all clients hear it.
    */
-  #relayBroadcast(from: WorkerProcess, m: WorkerMessage): void {
-    if (m.type !== 'netplex:broadcast') return;
+  #relayBroadcast(from: WorkerProcess, m: PeerBroadcastMessage): void {
     // The connections the sender names as covered are on their way between the two workers of a
     // migration; to any other worker (one draining), numbers may even name different connections.
     const pair = [this.#worker, this.#migratingIn];
-    const plain: SupervisorMessage = { type: 'netplex:broadcast', data: m.data };
+    const plain: PeerBroadcastMessage = { type: 'netplex:broadcast', data: m.data };
     for (const w of this.#serving()) {
       if (w === from) continue;
       const peer = this.#migratingIn !== undefined && pair.includes(from) && pair.includes(w);
@@ -632,6 +631,8 @@ export class Supervisor {
       );
       this.restarts++;
       this.logger.log(2, `worker ${worker.pid} restarted`, { worker: worker.pid });
+      // A worker replaced by a reload may still be draining: the two share broadcasts.
+      this.#updatePeers();
       this.#prepareSpare();
     } catch (err) {
       worker.kill();

@@ -684,6 +684,35 @@ describe('migration', () => {
     other.socket.destroy();
   });
 
+  it('shares broadcasts between a draining worker and a worker restarted after a crash', async () => {
+    const { proc, port, behaviourFile, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--reload_mode=drain',
+    ]);
+    const old = await greet(port);
+    behaviour(behaviourFile, { tag: 'v2' });
+    const ok = cli(['reload', `--pid_file=${pidFile}`, '--wait']);
+    expect((await ok.waitExit(30_000)).code, ok.stderr).toBe(0);
+    const worker = (await statusJson(pidFile)).worker_pid as number;
+    const before = proc.lines.length;
+    process.kill(worker, 'SIGKILL');
+    await proc.waitLog(
+      (l) => String(l.msg).includes('restarted'),
+      'the worker to be restarted',
+      20_000,
+      before,
+    );
+    const fresh = await greet(port);
+    expect(fresh.line).toBe('hello from v2');
+    const [hearOld, hearFresh] = [hear(old.socket), hear(fresh.socket)];
+    await askUntil(fresh.socket, 'bcast after crash', 'v2 sent');
+    await askUntil(old.socket, 'bcast still here', 'v1 sent');
+    await Promise.all([hearOld.until('v2 bcast after crash'), hearFresh.until('v1 bcast still here')]);
+    old.socket.destroy();
+    fresh.socket.destroy();
+  });
+
   it('drains a connection marked not movable while the others migrate', async () => {
     const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
     const pinned = await greet(port);
