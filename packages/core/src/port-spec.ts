@@ -13,6 +13,20 @@
  *   host `/tmp/my`, port `sock`), and `/tmp/mysock` with proto unix is a path, not port `/tmp`
  *   with the legacy proto `mysock`.
  * Name resolution (Perl's get_addr_info, called inside parse_info) is resolveBindTargets' job.
+ *
+ * When ipv asks for a family the host lacks, netplex binds what Net::Server binds, so that a conf
+ * file that starts under Perl starts here (perldoc Net::Server's sample conf pairs
+ * `host 127.0.0.1` with `ipv IPv6`):
+ * - an address wins (the doc's rule 1): `127.0.0.1` with ipv 6 is one IPv4 socket, `[::1]` with
+ *   ipv 4 one IPv6 socket. For the first the spec keeps ipv 6, as Perl does (it logs "with IPv6").
+ * - a name with ipv 4 or 6 binds each of its addresses of that family (the doc's "addresses
+ *   returned by localhost (IPv6)"; Perl binds only the first address it finds). A name with none
+ *   binds its first address, of the other family, as Perl's IPv6 socket class (IO::Socket::IP)
+ *   does: always for ipv 6, and for ipv 4 when some port makes Perl load that class (ipv 6, an
+ *   IPv6 address, or IPv6 from ipv *). Otherwise Perl's IO::Socket::INET cannot bind that name,
+ *   and netplex refuses it too.
+ * - what Perl binds twice is one socket here, where Perl stops at "Address already in use": an
+ *   IPv4 address with ipv "IPv4 IPv6", or ipv "IPv4 IPv6" on a name with a single address.
  */
 import { promises as dnsPromises } from 'node:dns';
 import { readFileSync } from 'node:fs';
@@ -34,7 +48,11 @@ export interface InetPortSpec<P extends 'tcp' | 'udp' = 'tcp' | 'udp'> {
   readonly proto: P;
   readonly host: string;
   readonly port: number;
-  /** `*` lets resolution pick every family the host has; `4` or `6` was asked for (or implied by an address). */
+  /**
+   * `*` lets resolution pick every family the host has; `4` or `6` was asked for (or implied by an
+   * address). An address is bound in its own family whatever ipv says: `127.0.0.1` keeps ipv 6 when
+   * 6 alone was asked for, as Net::Server records it.
+   */
   readonly ipv: '4' | '6' | '*';
   /** The spec as written, for messages. */
   readonly spec: string;
@@ -153,8 +171,9 @@ export function parsePortSpec(
   let ipvs: ('4' | '6' | '*')[];
   const family = isIP(host);
   if (family === 4) {
-    if (!wanted.has('4') && !wanted.has('*')) fail(`IPv4 address ${host} cannot be bound with ipv 6 only`);
-    ipvs = ['4'];
+    // Perl binds an IPv4 address as IPv4 whatever ipv says, but ipv 6 alone still counts as IPv6
+    // (it makes Perl bind names with its IPv6 socket class; see resolveBindTargets).
+    ipvs = [wanted.has('4') || wanted.has('*') ? '4' : '6'];
   } else if (family === 6) {
     // Perl binds an IPv6 address as IPv6 whatever ipv says (`$info->{'host'} =~ /:/`).
     ipvs = ['6'];
@@ -262,8 +281,10 @@ type Pending = Resolved | { proto: 'unix' | 'unixdgram'; path: string };
 /**
  * resolveBindTargets turns specs into the sockets to bind: names become each of their addresses
  * (filtered by ipv), `*` becomes a dual-stack `::` (or `0.0.0.0` and a v6-only `::` when
- * bindv6only is set, or `0.0.0.0` alone without IPv6), duplicates collapse, and a family asked for
- * explicitly that a host lacks is a PortSpecError, as is a name that does not resolve.
+ * bindv6only is set, or `0.0.0.0` alone without IPv6), and duplicates collapse. A name with no
+ * address of the family asked for binds its first address, as Net::Server does (see the module
+ * comment), except for ipv 4 when no port uses IPv6; that is a PortSpecError, as is a name that
+ * does not resolve.
  */
 export async function resolveBindTargets(
   specs: readonly PortSpec[],
@@ -280,12 +301,14 @@ export async function resolveBindTargets(
     return stack;
   };
 
-  const resolveOne = async (spec: PortSpec): Promise<Pending[]> => {
-    if (spec.proto === 'unix' || spec.proto === 'unixdgram') return [{ proto: spec.proto, path: spec.port }];
+  const resolveOne = async (spec: PortSpec): Promise<Outcome> => {
+    if (spec.proto === 'unix' || spec.proto === 'unixdgram') {
+      return { targets: [{ proto: spec.proto, path: spec.port }] };
+    }
     const { proto, host, port, ipv } = spec;
     const family = isIP(host);
-    if (family === 4 || family === 6) return [{ proto, address: host, port, family }];
-    if (host === '*') return anyAddress(proto, port, ipv, await getStack());
+    if (family === 4 || family === 6) return { targets: [{ proto, address: host, port, family }] };
+    if (host === '*') return { targets: anyAddress(proto, port, ipv, await getStack()) };
 
     let pending = lookups.get(host);
     if (!pending) {
@@ -300,33 +323,60 @@ export async function resolveBindTargets(
         cause: err,
       });
     }
-    let addrs: Resolved[] = [];
+    const valid: Resolved[] = [];
     for (const a of Array.isArray(found) ? found : []) {
       const fam =
         a?.family === 6 || a?.family === 'IPv6' ? 6 : a?.family === 4 || a?.family === 'IPv4' ? 4 : 0;
       if (fam === 0 || typeof a.address !== 'string' || isIP(a.address) !== fam) continue;
-      if (ipv === '*' || ipv === String(fam)) addrs.push({ proto, address: a.address, port, family: fam });
+      valid.push({ proto, address: a.address, port, family: fam });
     }
+    let addrs = valid.filter((a) => ipv === '*' || ipv === String(a.family));
     if (ipv === '*') {
       if (addrs.length === 0) {
         throw new PortSpecError(spec.spec, `host "${host}" resolved to no IPv4 or IPv6 address`);
       }
       if (!(await getStack()).bindv6only) addrs = dropMappedIPv4(addrs);
     } else if (addrs.length === 0) {
-      throw new PortSpecError(
+      const missing = new PortSpecError(
         spec.spec,
         `host "${host}" has no IPv${ipv} address, and ipv ${ipv} was asked for`,
       );
+      if (!valid[0]) throw missing;
+      return { targets: [], otherFamily: { first: valid[0], missing } };
     }
-    return addrs;
+    return { targets: addrs };
   };
 
   const settled = await Promise.allSettled(specs.map(resolveOne));
+  // Perl binds every name with its IPv6 socket class once one port asks for IPv6 (ipv 6 or an
+  // IPv6 address) or ipv * resolves one to IPv6; that class binds a name's first address whatever
+  // ipv says, where its IPv4 class cannot bind a name that has only IPv6.
+  const ipv6Class = specs.some(
+    (spec, i) =>
+      spec.proto !== 'unix' &&
+      spec.proto !== 'unixdgram' &&
+      (spec.ipv === '6' ||
+        (spec.ipv === '*' &&
+          settled[i]?.status === 'fulfilled' &&
+          settled[i].value.targets.some((t) => 'family' in t && t.family === 6))),
+  );
+  const all: Pending[] = [];
   // Report the first failing spec in configuration order, not whichever lookup failed first.
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) throw failed.reason;
-  const all = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : []));
+  for (const s of settled) {
+    if (s.status === 'rejected') throw s.reason;
+    const other = s.value.otherFamily;
+    if (!other) all.push(...s.value.targets);
+    else if (other.first.family === 4 || ipv6Class) all.push(other.first);
+    else throw other.missing;
+  }
   return finishTargets(all);
+}
+
+/** Outcome is what one spec resolves to. */
+interface Outcome {
+  targets: Pending[];
+  /** A name without an address of the one family ipv asked for: its first address, or this error. */
+  otherFamily?: { first: Resolved; missing: PortSpecError };
 }
 
 /** formatBindTarget names a target in logs: `127.0.0.1:20203/tcp`, `[::1]:20203/tcp`, `/tmp/x.sock|unix`. */

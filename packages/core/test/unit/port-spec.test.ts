@@ -31,6 +31,25 @@ const dualLocalhost: HostLookup = async (host) => {
 };
 const dualStack = { lookup: dualLocalhost, bindv6only: false, ipv6Available: true };
 
+/** Names that have addresses of one family only, some of them two. */
+const oneFamily: HostLookup = async (host) => {
+  if (host === 'localhost' || host === 'v4only') return [{ address: '127.0.0.1', family: 4 }];
+  if (host === 'twov4') {
+    return [
+      { address: '127.0.0.2', family: 4 },
+      { address: '127.0.0.3', family: 4 },
+    ];
+  }
+  if (host === 'v6only') return [{ address: 'fd00::10', family: 6 }];
+  if (host === 'twov6') {
+    return [
+      { address: 'fd00::10', family: 6 },
+      { address: 'fd00::11', family: 6 },
+    ];
+  }
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+};
+
 /** Strips `spec` so table rows stay short. */
 const shape = (specs: PortSpec[]) => specs.map(({ spec: _spec, ...rest }) => rest);
 type Shaped = ReturnType<typeof shape>[number];
@@ -233,11 +252,17 @@ describe('parsePortSpec: the HOST section', () => {
     expect((await resolveBindTargets(parsed, dualStack)).map((t) => t.label)).toEqual(labels);
   });
 
-  it('ipv "IPv4 IPv6" fails when localhost lacks one of them', async () => {
+  it('ipv "IPv4 IPv6" on a name with one IPv4 address binds it once (Net::Server binds it twice and stops)', async () => {
+    // Net::Server binds both of its entries to the name's one address: "Address already in use".
     const specs = parsePortSpec(20203, d({ host: 'v4only', ipv: 'IPv4 IPv6' }));
-    expect((await rejected(resolveBindTargets(specs, dualStack))).message).toBe(
-      'port "20203": host "v4only" has no IPv6 address, and ipv 6 was asked for',
-    );
+    expect((await resolveBindTargets(specs, dualStack)).map((t) => t.label)).toEqual(['127.0.0.1:20203/tcp']);
+  });
+
+  it('ipv "IPv4 IPv6" on a name with two IPv4 addresses binds both, as Net::Server does', async () => {
+    const specs = parsePortSpec(20203, d({ host: 'twov4', ipv: 'IPv4 IPv6' }));
+    expect(
+      (await resolveBindTargets(specs, { ...dualStack, lookup: oneFamily })).map((t) => t.label),
+    ).toEqual(['127.0.0.2:20203/tcp', '127.0.0.3:20203/tcp']);
   });
 });
 
@@ -282,14 +307,13 @@ describe('parsePortSpec: the port section of Net::Server', () => {
     expect(targets.map((t) => t.label)).toEqual(['127.0.0.1:20203/tcp', '[::1]:20203/tcp']);
   });
 
-  it('localhost:20203/IPv4/IPv6 fails when localhost has only IPv4', async () => {
+  it('localhost:20203/IPv4/IPv6 binds 127.0.0.1 once when localhost has only IPv4 (Net::Server binds it twice and stops)', async () => {
     const lookup: HostLookup = async () => [{ address: '127.0.0.1', family: 4 }];
-    const err = await rejected(
-      resolveBindTargets(parsePortSpec('localhost:20203/IPv4/IPv6', none), { ...dualStack, lookup }),
-    );
-    expect(err.message).toBe(
-      'port "localhost:20203/IPv4/IPv6": host "localhost" has no IPv6 address, and ipv 6 was asked for',
-    );
+    const targets = await resolveBindTargets(parsePortSpec('localhost:20203/IPv4/IPv6', none), {
+      ...dualStack,
+      lookup,
+    });
+    expect(targets.map((t) => t.label)).toEqual(['127.0.0.1:20203/tcp']);
   });
 
   it('*:20203 binds every interface with one dual-stack socket', async () => {
@@ -376,10 +400,26 @@ describe('parsePortSpec: the IPV section', () => {
     ]);
   });
 
-  it('an IPv4 address with ipv 6 only is an error', () => {
-    expect(thrown(() => parsePortSpec('127.0.0.1:20203', d({ ipv: 6 }))).message).toBe(
-      'port "127.0.0.1:20203": IPv4 address 127.0.0.1 cannot be bound with ipv 6 only',
-    );
+  it('an IPv4 address with ipv 6 only is one IPv4 socket, as Net::Server binds it', async () => {
+    // Net::Server keeps ipv 6 for it (its log says "with IPv6") and binds the address over IPv4.
+    for (const [spec, defaults] of [
+      ['127.0.0.1:20203', d({ ipv: 6 })],
+      ['127.0.0.1:20203/IPv6', none],
+      [20203, d({ host: '127.0.0.1/IPv6' })],
+    ] as const) {
+      const parsed = parsePortSpec(spec, defaults);
+      expect(shape(parsed)).toEqual([tcp('127.0.0.1', 20203, '6')]);
+      expect(await resolveBindTargets(parsed, dualStack)).toEqual([
+        {
+          proto: 'tcp',
+          address: '127.0.0.1',
+          port: 20203,
+          family: 4,
+          key: 'tcp:127.0.0.1:20203:4',
+          label: '127.0.0.1:20203/tcp',
+        },
+      ]);
+    }
   });
 });
 
@@ -534,11 +574,6 @@ describe('parsePortSpec: bad input → its PortSpecError', () => {
       '80',
       d({ ipv: 5 }),
       'port "80": invalid ipv "5"; expected 4, 6 or * (also IPv4, IPv6, IPv*, "IPv4 IPv6")',
-    ],
-    [
-      '127.0.0.1:80/IPv6',
-      none,
-      'port "127.0.0.1:80/IPv6": IPv4 address 127.0.0.1 cannot be bound with ipv 6 only',
     ],
     [
       '80/ssl',
@@ -899,12 +934,22 @@ describe('resolveBindTargets', () => {
     expect((err.cause as { code?: string }).code).toBe('ENOTFOUND');
   });
 
-  it('fails when an explicit family is missing', async () => {
-    expect((await rejected(resolve(['v4only:80/IPv6']))).message).toBe(
-      'port "v4only:80/IPv6": host "v4only" has no IPv6 address, and ipv 6 was asked for',
-    );
-    expect((await rejected(resolve(['v6only:80/IPv4/IPv6']))).message).toBe(
-      'port "v6only:80/IPv4/IPv6": host "v6only" has no IPv4 address, and ipv 4 was asked for',
+  it('fails when ipv 4 is asked of a name with only IPv6 and no port uses IPv6, as Net::Server does', async () => {
+    // Without such a port Net::Server binds with its IPv4 socket class, which cannot bind the name.
+    for (const specs of [
+      ['v6only:80/IPv4'],
+      ['v6only:80/IPv4', '127.0.0.1:81', 'localhost:82', '*:83/IPv4'],
+    ]) {
+      expect((await rejected(resolve(specs, { ...dualStack, lookup: oneFamily }))).message).toBe(
+        'port "v6only:80/IPv4": host "v6only" has no IPv4 address, and ipv 4 was asked for',
+      );
+    }
+  });
+
+  it('fails when a name resolves to no address at all, whatever ipv asks for', async () => {
+    const lookup: HostLookup = async () => [];
+    expect((await rejected(resolve(['empty:80/IPv6'], { ...dualStack, lookup }))).message).toBe(
+      'port "empty:80/IPv6": host "empty" has no IPv6 address, and ipv 6 was asked for',
     );
   });
 
@@ -932,6 +977,110 @@ describe('resolveBindTargets', () => {
   it('freezes targets', async () => {
     const [target] = await resolve(['127.0.0.1:1']);
     expect(Object.isFrozen(target)).toBe(true);
+  });
+});
+
+describe('a host whose family ipv does not ask for binds what Net::Server binds', () => {
+  const labels = async (specs: PortSpec[], lookup: HostLookup = oneFamily) =>
+    (await resolveBindTargets(specs, { ...dualStack, lookup })).map((t) => [
+      t.label,
+      'family' in t ? t.family : undefined,
+    ]);
+
+  it("perldoc Net::Server's sample conf (host 127.0.0.1, ipv IPv6) binds both ports on 127.0.0.1 over IPv4, as Net::Server does", async () => {
+    // host 127.0.0.1 / ipv IPv6 / port localhost:20204/IPv4 / port 20205, as loadConfig reads them.
+    const specs = pairPortSpecs({
+      port: ['localhost:20204/IPv4', '20205'],
+      host: ['127.0.0.1'],
+      ipv: ['IPv6'],
+      proto: ['tcp'],
+      envIpv: undefined,
+    });
+    for (const lookup of [oneFamily, dualLocalhost]) {
+      expect(await resolveBindTargets(specs, { ...dualStack, lookup })).toEqual([
+        {
+          proto: 'tcp',
+          address: '127.0.0.1',
+          port: 20204,
+          family: 4,
+          key: 'tcp:127.0.0.1:20204:4',
+          label: '127.0.0.1:20204/tcp',
+        },
+        {
+          proto: 'tcp',
+          address: '127.0.0.1',
+          port: 20205,
+          family: 4,
+          key: 'tcp:127.0.0.1:20205:4',
+          label: '127.0.0.1:20205/tcp',
+        },
+      ]);
+    }
+  });
+
+  it('its mirror (host [::1], ipv IPv4, a name with only IPv6) binds both ports over IPv6, as Net::Server does', async () => {
+    const specs = pairPortSpecs({
+      port: ['v6only:20206', '20207'],
+      host: ['[::1]'],
+      ipv: ['IPv4'],
+      proto: ['tcp'],
+      envIpv: undefined,
+    });
+    expect(await labels(specs)).toEqual([
+      ['[fd00::10]:20206/tcp', 6],
+      ['[::1]:20207/tcp', 6],
+    ]);
+  });
+
+  it('a name with only IPv4 and ipv 6 binds its first address over IPv4, as Net::Server does', async () => {
+    const rows: [string, string, string][] = [
+      ['v4only:20208/IPv6', '*', '127.0.0.1:20208/udp'],
+      ['20208', 'v4only', '127.0.0.1:20208/udp'],
+      // Only the first of its addresses, as Net::Server binds one socket for it.
+      ['twov4:20208/IPv6', '*', '127.0.0.2:20208/udp'],
+      ['20208', 'twov4', '127.0.0.2:20208/udp'],
+    ];
+    for (const [port, host, label] of rows) {
+      const specs = pairPortSpecs({
+        port: [port],
+        host: [host],
+        ipv: ['6'],
+        proto: ['udp'],
+        envIpv: undefined,
+      });
+      expect(await labels(specs), `${port} host ${host}`).toEqual([[label, 4]]);
+    }
+  });
+
+  it('a name with only IPv6 and ipv 4 binds its first address when another port uses IPv6, as Net::Server does', async () => {
+    // Any port with ipv 6 or an IPv6 address, or one that ipv * resolves to IPv6, does.
+    for (const other of ['[::1]:81', '127.0.0.1:81/IPv6', '*:81', 'localhost:81/IPv6', 'v6only:81/IPv*']) {
+      const specs = [...parsePortSpec('twov6:80', d({ ipv: 4 })), ...parsePortSpec(other, none)];
+      expect((await labels(specs, oneFamily)).slice(0, 1), other).toEqual([['[fd00::10]:80/tcp', 6]]);
+    }
+  });
+
+  it('ipv "IPv4 IPv6" on a name with two IPv6 addresses binds both, as Net::Server does', async () => {
+    expect(await labels(parsePortSpec('twov6:20209/IPv4/IPv6', none))).toEqual([
+      ['[fd00::10]:20209/tcp', 6],
+      ['[fd00::11]:20209/tcp', 6],
+    ]);
+  });
+
+  it('ipv * binds what the host has, as Net::Server does', async () => {
+    const specs = pairPortSpecs({
+      port: ['127.0.0.1:20210', '[::1]:20211', 'localhost:20212', 'v6only:20213'],
+      host: ['*'],
+      ipv: ['*'],
+      proto: ['tcp'],
+      envIpv: undefined,
+    });
+    expect(await labels(specs)).toEqual([
+      ['127.0.0.1:20210/tcp', 4],
+      ['[::1]:20211/tcp', 6],
+      ['127.0.0.1:20212/tcp', 4],
+      ['[fd00::10]:20213/tcp', 6],
+    ]);
   });
 });
 
