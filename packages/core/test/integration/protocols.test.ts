@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -48,13 +49,17 @@ describe('the IPV environment variable', () => {
     expect(v4.server.addresses()).toEqual([{ proto: 'tcp', address: '127.0.0.1', port: v4.port, family: 4 }]);
     process.env.IPV = '6';
     const v6 = new Echo({ port: ['localhost:0'], log_level: 0 });
-    try {
-      await v6.start({ logDestination: new LogSink() });
-      // Where localhost has an IPv6 address, only that one is bound.
+    await v6.start({ logDestination: new LogSink() });
+    onTestFinished(() => v6.close());
+    const families = new Set((await lookup('localhost', { all: true })).map((a) => a.family));
+    if (families.has(6)) {
+      // Where localhost has an IPv6 address, only that family is bound.
       expect(v6.addresses().every((a) => 'family' in a && a.family === 6)).toBe(true);
-      await v6.close();
-    } catch (err) {
-      expect((err as Error).message).toMatch(/localhost.*(IPv6|ipv 6|ipv6)|(IPv6|ipv 6|ipv6).*localhost/i);
+    } else {
+      // Where it has none, its first address is bound over IPv4, as Net::Server binds it.
+      expect(v6.addresses()).toEqual([
+        { proto: 'tcp', address: '127.0.0.1', port: expect.any(Number), family: 4 },
+      ]);
     }
   });
 });
