@@ -5,7 +5,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
+import { isAlive } from '../../src/pidfile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const fixture = (name: string) => join(here, '..', 'fixtures', name);
@@ -203,4 +204,47 @@ export function greet(
       reject(err);
     });
   });
+}
+
+/** cli runs the netplex command with `args`. */
+export function cli(args: string[]): Proc {
+  return new Proc(process.execPath, [netplexBin, ...args]);
+}
+
+/** statusJson runs `netplex status --json` and returns what it printed. */
+export async function statusJson(pidFile: string): Promise<Record<string, unknown>> {
+  const p = cli(['status', `--pid_file=${pidFile}`, '--json']);
+  const { code } = await p.waitExit();
+  expect(code, p.stderr).toBe(0);
+  return JSON.parse(p.stdout) as Record<string, unknown>;
+}
+
+/** ask sends a line on an open connection and resolves with the next line received. */
+export function ask(socket: net.Socket, line: string, ms = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(
+      () => reject(new Error(`no answer to ${JSON.stringify(line)} within ${ms} ms`)),
+      ms,
+    );
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl === -1) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      resolve(buf.slice(0, nl));
+    };
+    socket.on('data', onData);
+    socket.write(`${line}\n`);
+  });
+}
+
+/** waitGone waits (bounded) for a process we do not own an exit event for to disappear. */
+export async function waitGone(pid: number, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new Error(`${what} (pid ${pid}) still alive after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

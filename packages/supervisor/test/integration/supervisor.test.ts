@@ -7,39 +7,19 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/pidfile.js';
-import { behaviour, fixture, greet, netplexBin, Proc, startTagged, tempDir } from '../helpers/proc.js';
-
-function cli(args: string[]): Proc {
-  return new Proc(process.execPath, [netplexBin, ...args]);
-}
-
-async function statusJson(pidFile: string): Promise<Record<string, unknown>> {
-  const p = cli(['status', `--pid_file=${pidFile}`, '--json']);
-  const { code } = await p.waitExit();
-  expect(code, p.stderr).toBe(0);
-  return JSON.parse(p.stdout) as Record<string, unknown>;
-}
-
-/** ask sends a line on an open connection and resolves with the next line received. */
-function ask(socket: net.Socket, line: string, ms = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(
-      () => reject(new Error(`no answer to ${JSON.stringify(line)} within ${ms} ms`)),
-      ms,
-    );
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl === -1) return;
-      clearTimeout(timer);
-      socket.off('data', onData);
-      resolve(buf.slice(0, nl));
-    };
-    socket.on('data', onData);
-    socket.write(`${line}\n`);
-  });
-}
+import {
+  ask,
+  behaviour,
+  cli,
+  fixture,
+  greet,
+  netplexBin,
+  Proc,
+  startTagged,
+  statusJson,
+  tempDir,
+  waitGone,
+} from '../helpers/proc.js';
 
 /**
  * askUntil sends `line` and waits (bounded) for the answer `expected`, passing over other lines that
@@ -122,15 +102,6 @@ function readUntilClosed(socket: net.Socket, ms = 30_000): Promise<string> {
       resolve(got);
     });
   });
-}
-
-/** waitGone waits (bounded) for a process we do not own an exit event for to disappear. */
-async function waitGone(pid: number, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) throw new Error(`${what} (pid ${pid}) still alive after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** freePrivilegedPort finds a port below 1024 that nothing listens on here. */
