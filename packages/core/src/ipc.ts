@@ -29,6 +29,11 @@ export type SupervisorMessage =
        * unnumbered) until `netplex:server-state` brings the old worker's counter.
        */
       migrate?: boolean;
+      /**
+       * The handles already listen (a reload, a restart): accept only once the loop starts, and
+       * leave connections to the old worker or the kernel's backlog until then.
+       */
+      deferAccept?: boolean;
     }
   /** A listen handle for `key`, sent with the message. The worker answers `netplex:ack`. */
   | { type: 'netplex:handle'; seq: number; key: string }

@@ -24,6 +24,11 @@ export class Listener {
   server: net.Server | undefined;
   /** @internal the datagram socket, for udp. */
   socket: dgram.Socket | undefined;
+  /**
+   * @internal A handle the supervisor passed that this listener will accept on once the loop starts
+   * (see adoptListener's `defer`); until then the address is read from the handle itself.
+   */
+  pending: unknown;
 
   /** @internal Listeners are made by the server. */
   constructor(target: BindTarget) {
@@ -42,8 +47,9 @@ export class Listener {
       const a = this.socket.address();
       return { proto: 'udp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     }
-    if ('path' in this.target) return this.server ? { proto: 'unix', path: this.target.path } : undefined;
-    const a = this.server?.address();
+    if ('path' in this.target)
+      return this.server || this.pending ? { proto: 'unix', path: this.target.path } : undefined;
+    const a = this.server ? this.server.address() : handleAddress(this.pending);
     if (!a || typeof a === 'string') return undefined;
     return { proto: 'tcp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
   }
@@ -123,24 +129,69 @@ export async function bindListener(
   listener.updateLabel();
 }
 
-/** adoptListener makes a listener serve a handle the supervisor bound and passed over IPC. */
+/**
+ * adoptListener makes a listener serve a handle the supervisor bound and passed over IPC. With
+ * `defer`, it only checks the handle and keeps it: the listener accepts once startAccepting() is
+ * called (a worker that starts while another one still accepts on the same socket takes no
+ * connection before it is ready, so that a failed start harms none).
+ */
 export async function adoptListener(
   listener: Listener,
   handle: unknown,
-  opts: { onConnection: (socket: net.Socket) => void },
+  opts: { onConnection: (socket: net.Socket) => void; backlog?: number; defer?: boolean },
 ): Promise<void> {
+  if (opts.defer) {
+    listener.pending = handle;
+    const bound = listener.address();
+    if (!bound) {
+      listener.pending = undefined;
+      throw new BindError(listener.label, 'the passed socket has no address');
+    }
+    checkPassedPort(listener, bound);
+    listener.updateLabel();
+    return;
+  }
   const server = createStreamServer(opts.onConnection);
-  await listen(server, listener.label, handle as net.ListenOptions);
+  await listen(server, listener.label, handle as net.ListenOptions, opts.backlog);
   listener.server = server;
-  const t = listener.target;
+  listener.pending = undefined;
   const bound = listener.address();
-  // A socket whose bind failed would listen on a random port: never serve on an address nobody asked for.
-  if ('port' in t && t.port !== 0 && bound && 'port' in bound && bound.port !== t.port) {
-    server.close();
-    listener.server = undefined;
-    throw new BindError(listener.label, `the passed socket listens on port ${bound.port}, not ${t.port}`);
+  if (bound) {
+    try {
+      checkPassedPort(listener, bound);
+    } catch (err) {
+      server.close();
+      listener.server = undefined;
+      throw err;
+    }
   }
   listener.updateLabel();
+}
+
+/** startAccepting makes a listener whose adoption was deferred accept on its handle. */
+export async function startAccepting(
+  listener: Listener,
+  opts: { onConnection: (socket: net.Socket) => void; backlog?: number },
+): Promise<void> {
+  const handle = listener.pending;
+  if (handle === undefined) return;
+  await adoptListener(listener, handle, opts);
+}
+
+/** A socket whose bind failed would listen on a random port: never serve on an address nobody asked for. */
+function checkPassedPort(listener: Listener, bound: ListenerAddress): void {
+  const t = listener.target;
+  if ('port' in t && t.port !== 0 && 'port' in bound && bound.port !== t.port)
+    throw new BindError(listener.label, `the passed socket listens on port ${bound.port}, not ${t.port}`);
+}
+
+/** handleAddress reads a passed tcp handle's address (libuv's getsockname), before anything listens on it. */
+function handleAddress(handle: unknown): net.AddressInfo | undefined {
+  const h = handle as { getsockname?: (out: Record<string, unknown>) => number } | undefined;
+  const out: Record<string, unknown> = {};
+  if (typeof h?.getsockname !== 'function' || h.getsockname(out) !== 0) return undefined;
+  if (typeof out.address !== 'string' || typeof out.port !== 'number') return undefined;
+  return { address: out.address, port: out.port, family: out.family === 'IPv6' ? 'IPv6' : 'IPv4' };
 }
 
 /** closeListener stops accepting; live connections are not touched. */
@@ -148,22 +199,31 @@ export async function closeListener(listener: Listener): Promise<void> {
   const { server, socket } = listener;
   listener.server = undefined;
   listener.socket = undefined;
+  listener.pending = undefined;
   if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   // server.close() stops accepting at once; its callback would wait for every connection to end,
   // which is the caller's business (drain or close), so it is not awaited.
   server?.close();
 }
 
-function listen(server: net.Server, label: string, options: net.ListenOptions | object): Promise<void> {
+function listen(
+  server: net.Server,
+  label: string,
+  options: net.ListenOptions | object,
+  backlog?: number,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       reject(new BindError(label, describeBindError(err.code, err.message), { cause: err }));
     };
     server.once('error', onError);
-    server.listen(options, () => {
+    const done = () => {
       server.off('error', onError);
       resolve();
-    });
+    };
+    // A passed handle takes its backlog as the second argument (options carry their own).
+    if (backlog === undefined) server.listen(options, done);
+    else server.listen(options as net.ListenOptions, backlog, done);
   });
 }
 

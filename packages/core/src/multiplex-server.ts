@@ -19,7 +19,14 @@ import { formatHelp } from './help.js';
 import { type ClientHookName, isPromiseLike, type ProcessHookName } from './hooks.js';
 import type { InputBuffer } from './input.js';
 import { type FrozenConnection, type FrozenServer, type WorkerStatus, workerEnv } from './ipc.js';
-import { adoptListener, bindListener, closeListener, Listener, type ListenerAddress } from './listeners.js';
+import {
+  adoptListener,
+  bindListener,
+  closeListener,
+  Listener,
+  type ListenerAddress,
+  startAccepting,
+} from './listeners.js';
 import { createLogger, type LogLevel, type NetplexLogger } from './logger.js';
 import { Mux, type MuxTarget } from './mux.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from './options.js';
@@ -51,6 +58,12 @@ export interface StartOptions {
    * unnumbered, until `thawServer()` brings that server's connection counter.
    */
   migrating?: boolean;
+  /**
+   * True when the passed handles already listen and another process accepts on them or will (a
+   * reload's old worker, or the kernel's backlog after a crash): accept only once the loop starts,
+   * so that a start that fails takes no connection with it.
+   */
+  deferAccept?: boolean;
 }
 
 /** MigrationCounts says how a migration went, for logs and status. */
@@ -151,6 +164,9 @@ const SETTLE_MS = 2_000;
 /** How long a migration waits for a connection's output to reach the kernel before it lets it drain. */
 const FLUSH_MS = 2_000;
 
+/** A parked connection's errors (a reset while it waits) are its end: it is skipped when served. */
+function ignoreError(): void {}
+
 /** How long close() lets clients flush their output before it drops them. */
 const CLOSE_FLUSH_MS = 5_000;
 
@@ -196,8 +212,16 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #maxOutput = 0;
   /** Called when the last connection closes, while draining. */
   #onIdle: (() => void) | undefined;
-  /** Connections accepted while waiting for a migrating server's counter (see StartOptions.migrating). */
+  /**
+   * Connections accepted before they can be served: while the start-up hooks run (the loop has not
+   * started), and while waiting for a migrating server's counter (see StartOptions.migrating).
+   * They are served in order once both are over, and closed, counted in one log line, if the start
+   * fails.
+   */
   #parked: Array<{ socket: net.Socket; listener: Listener }> | undefined;
+  /** True until thawServer() brings the counter of the server this one replaces. */
+  #awaitingCounter = false;
+  #deferAccept = false;
   #resolveDone!: () => void;
   /** done resolves once the server has closed, by endloop(), close() or a signal. */
   readonly done: Promise<void> = new Promise((resolve) => {
@@ -390,7 +414,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   async start(options: StartOptions = {}): Promise<this> {
     if (this.#state !== 'new') throw new ServerClosedError(`start() in state ${this.#state}`);
     this.#state = 'starting';
-    if (options.migrating) this.#parked = [];
+    this.#parked = [];
+    this.#awaitingCounter = options.migrating ?? false;
+    this.#deferAccept = (options.deferAccept ?? false) && options.handles !== undefined;
     try {
       await this.#hook('configureHook');
       this.#configure(options);
@@ -402,6 +428,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       await this.#hook('postBindHook');
       this.#postBind();
       await this.#hook('preLoopHook');
+      await this.#startAccepting();
     } catch (err) {
       await this.#fatal(err);
       throw err;
@@ -470,7 +497,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     for (const listener of this.#listeners) {
       const handle = handles?.get(listener.target.key);
       if (handle !== undefined) {
-        await adoptListener(listener, handle, { onConnection: (s) => this.#onConnection(s, listener) });
+        await adoptListener(listener, handle, {
+          onConnection: (s) => this.#onConnection(s, listener),
+          backlog: this.config.listen,
+          defer: this.#deferAccept,
+        });
         this.log(3, `Listening on ${listener.label} (bound by the supervisor)`, { listener: listener.label });
         continue;
       }
@@ -494,8 +525,18 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     this.log(2, `running as user ${user ?? '-'} group ${group ?? '-'}`);
   }
 
+  /** startAccepting makes the listeners whose adoption was deferred (see StartOptions.deferAccept) accept. */
+  async #startAccepting(): Promise<void> {
+    for (const listener of this.#listeners)
+      await startAccepting(listener, {
+        onConnection: (s) => this.#onConnection(s, listener),
+        backlog: this.config.listen,
+      });
+  }
+
   #loop(): void {
     this.#state = 'running';
+    if (!this.#awaitingCounter) this.#unpark();
     const every = this.config.check_for_dequeue;
     if (every !== undefined) {
       this.#dequeueTimer = setInterval(() => {
@@ -513,6 +554,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     this.#state = 'closing';
     if (this.#dequeueTimer) clearInterval(this.#dequeueTimer);
     await Promise.all(this.#listeners.map((l) => closeListener(l)));
+    this.#closeParked('the server is closing');
     if (opts.restart) await this.#hookLogged('restartCloseHook');
     if (opts.drainMs > 0 && this.#sessions.size > 0) {
       this.log(3, `draining ${this.#sessions.size} connections for up to ${opts.drainMs} ms`);
@@ -565,6 +607,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   async #fatal(err: unknown): Promise<void> {
     this.#state = 'closed';
     for (const l of this.#listeners) await closeListener(l).catch(() => {});
+    this.#closeParked('the start failed');
     const error = err instanceof Error ? err : new Error(String(err));
     // Under the supervisor, the supervisor reports a failed start (once, for the whole reload).
     if (process.env[workerEnv] !== '1' && this.logger)
@@ -611,21 +654,24 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   // ---------------------------------------------------------------- client flow
 
   #onConnection(socket: net.Socket, listener: Listener): void {
-    if (this.#parked) {
-      // A migration is under way: number this connection once the old worker's counter is here.
-      this.#parked.push({ socket, listener });
-      return;
-    }
-    if (this.#state !== 'running') {
+    const parked = this.#parked;
+    if (parked === undefined && this.#state !== 'running') {
       socket.destroy();
       return;
     }
     const max = this.config.max_connections;
-    if (max > 0 && this.#sessions.size >= max) {
+    if (max > 0 && this.#sessions.size + (parked?.length ?? 0) >= max) {
       this.log(1, `max_connections (${max}) reached: refusing ${socket.remoteAddress}`, {
         peer: socket.remoteAddress,
       });
       socket.destroy();
+      return;
+    }
+    if (parked) {
+      // Not served yet (the start-up hooks run, or the migrating server's counter is not here):
+      // it waits, reading into its own buffer, and is served in its turn once the loop starts.
+      socket.on('error', ignoreError);
+      parked.push({ socket, listener });
       return;
     }
     this.requests++;
@@ -1082,7 +1128,10 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     for (const listener of this.#listeners) {
       const handle = handles.get(listener.target.key);
       if (handle !== undefined) {
-        await adoptListener(listener, handle, { onConnection: (s) => this.#onConnection(s, listener) });
+        await adoptListener(listener, handle, {
+          onConnection: (s) => this.#onConnection(s, listener),
+          backlog: this.config.listen,
+        });
       }
     }
     this.#state = 'running';
@@ -1098,9 +1147,31 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         this.#logHookError(new HookError('serverThaw', err));
       }
     }
+    this.#awaitingCounter = false;
+    if (this.#state === 'running') this.#unpark();
+  }
+
+  /** unpark serves the connections that waited, in the order they came; those that gave up are gone. */
+  #unpark(): void {
     const parked = this.#parked ?? [];
     this.#parked = undefined;
-    for (const { socket, listener } of parked) this.#onConnection(socket, listener);
+    for (const { socket, listener } of parked) {
+      socket.off('error', ignoreError);
+      if (socket.destroyed) continue;
+      this.#onConnection(socket, listener);
+    }
+  }
+
+  /** closeParked closes the connections that waited to be served, when they never will be. */
+  #closeParked(why: string): void {
+    const parked = this.#parked ?? [];
+    this.#parked = undefined;
+    const open = parked.filter(({ socket }) => !socket.destroyed);
+    for (const { socket } of parked) socket.destroy();
+    if (open.length > 0)
+      this.log(1, `closed ${open.length} connections that arrived before the server was ready: ${why}`, {
+        connections: open.length,
+      });
   }
 
   /** adoptConnection, in the new worker, serves a connection that migrated from the old one. */

@@ -155,6 +155,21 @@ export const serverOptions = {
     .default(30)
     .describe('seconds a new worker has to load and start listening before it is killed')
     .meta({ type: 'seconds' }),
+  restart_backoff: number()
+    .pipe(z.number().positive())
+    .default(0.1)
+    .describe('seconds before a crashed worker is restarted; doubles with each crash in a row')
+    .meta({ type: 'seconds' }),
+  restart_backoff_max: number()
+    .pipe(z.number().positive())
+    .default(30)
+    .describe('longest wait before a crashed worker is restarted (never below restart_backoff)')
+    .meta({ type: 'seconds' }),
+  restart_backoff_reset: number()
+    .pipe(z.number().min(0))
+    .default(10)
+    .describe('seconds a worker must run for its crash to count as the first again')
+    .meta({ type: 'seconds' }),
   max_connections: integer(0)
     .default(0)
     .describe('most clients connected at once; 0 is unlimited (more are refused)'),

@@ -84,10 +84,19 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
       });
     };
 
+    /** logged runs an IPC handler's promise to its end: a failure is logged, never left unhandled. */
+    const logged = (what: string, p: Promise<unknown>): void => {
+      p.catch((err: unknown) => server.log(0, `${what} failed: ${formatUserError(err)}`));
+    };
+
     const leave = async (how: () => Promise<void>) => {
       if (leaving) return;
       leaving = true;
-      await how();
+      try {
+        await how();
+      } catch (err) {
+        server.log(0, `shutdown failed: ${formatUserError(err)}`);
+      }
       exit(0);
     };
 
@@ -114,6 +123,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           handles,
           restarting: msg.restarting,
           migrating: msg.migrate ?? false,
+          deferAccept: msg.deferAccept ?? false,
         });
       } catch (err) {
         server.observeHooks(undefined);
@@ -125,7 +135,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
         return;
       }
       server.observeHooks(undefined);
-      void send({ type: 'netplex:ready', addresses: server.addresses() });
+      void send({ type: 'netplex:ready', addresses: server.addresses() }).catch(() => {});
       void server.done.then(() => {
         if (leaving) return;
         // The server ended its loop by itself: endloop() stops the whole server, as in Perl.
@@ -143,7 +153,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           break;
         case 'netplex:handle':
           handles.set(m.key, handle);
-          void send({ type: 'netplex:ack', ack: m.seq });
+          void send({ type: 'netplex:ack', ack: m.seq }).catch(() => {});
           break;
         case 'netplex:retire':
           void leave(() => server.retire(m.drainTimeoutMs));
@@ -153,18 +163,24 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           return;
         case 'netplex:stop':
           // While retiring, close() cuts the drain short; the retire in progress then exits.
-          if (leaving) void server.close();
+          if (leaving) logged('close', server.close());
           else void leave(() => server.close());
           return;
         case 'netplex:status':
-          void send({ type: 'netplex:status', ack: m.seq, ...server.status() });
+          void send({ type: 'netplex:status', ack: m.seq, ...server.status() }).catch(() => {});
           return;
         case 'netplex:reopen-logs':
           server.logger?.reopen();
           return;
         // The worker being replaced, migrating its connections out.
         case 'netplex:migrate':
-          void migrateOut();
+          // The supervisor sends this only to a worker that is serving; should the worker be unable
+          // to move anything (it is already closing), it says so, and what it has drains.
+          migrateOut().catch((err: unknown) => {
+            server.log(0, `could not migrate connections out: ${formatUserError(err)}`);
+            const counts = { migrated: 0, drained: server.status().connections, failed: 0, ms: 0 };
+            logged('migration report', send({ type: 'netplex:migrated', ...counts }));
+          });
           return;
         case 'netplex:conn-ack':
           for (const seq of m.ok) {
@@ -178,11 +194,11 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
           return;
         case 'netplex:resume':
           // The new worker failed: accept again on the handles the supervisor just sent.
-          void server.resumeAccepting(handles);
+          logged('accepting again', server.resumeAccepting(handles));
           return;
         // The new worker, taking them in.
         case 'netplex:server-state':
-          void server.thawServer(m.data);
+          logged('taking the server state', server.thawServer(m.data));
           return;
         case 'netplex:conn':
           try {
@@ -215,7 +231,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
         default:
           return;
       }
-      if (start && !started && start.handleKeys.every((k) => handles.has(k))) void begin(start);
+      if (start && !started && start.handleKeys.every((k) => handles.has(k))) logged('start', begin(start));
     };
 
     // Moving out: the state, then each connection with its handle, each acknowledged (in batches) once
@@ -258,7 +274,7 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
     // A signal meant for the whole group (systemd's KillMode=control-group) stops this worker in
     // order; the supervisor, which gets it too, waits for that.
     const onSignal = () => {
-      if (leaving) void server.close();
+      if (leaving) logged('close', server.close());
       else void leave(() => server.close());
     };
     process.on('SIGTERM', onSignal);
@@ -270,6 +286,6 @@ export function runWorker(server: AnyMultiplexServer, runArgs: Record<string, un
 
     process.on('message', onMessage);
     process.on('disconnect', onDisconnect);
-    void send({ type: 'netplex:hello' });
+    void send({ type: 'netplex:hello' }).catch(() => {});
   });
 }
