@@ -18,7 +18,7 @@ import { SupervisorError } from './errors.js';
 import { isTypeScript } from './fork-worker.js';
 import { readPidFile } from './pidfile.js';
 import { commandKey, prewarm, supervise } from './supervise.js';
-import type { ReloadResult, SupervisorStatus } from './supervisor.js';
+import type { ReloadResult, SupervisorStatus, WorkerInfo } from './supervisor.js';
 
 const USAGE = `Usage:
   netplex run ENTRY [options]        start ENTRY's server under the supervisor
@@ -190,6 +190,26 @@ async function status(args: string[]): Promise<void> {
     `restarts        ${s.restarts}`,
     `connections     ${s.connections ?? '-'} open, ${s.requests ?? '-'} accepted by this worker`,
     `ports           ${ports.join(' ')}`,
+    '',
+    ...formatWorkers(s.workers ?? []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** formatWorkers lays out status's worker list as a table, one row per process. */
+export function formatWorkers(workers: readonly WorkerInfo[]): string[] {
+  const rows = [
+    ['pid', 'role', 'generation', 'connections', 'started at'],
+    ...workers.map((w) => [
+      String(w.pid),
+      w.role,
+      w.generation === null ? '-' : String(w.generation),
+      w.connections === null ? '-' : String(w.connections),
+      w.started_at,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '),
+  );
 }

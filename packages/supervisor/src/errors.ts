@@ -28,3 +28,16 @@ export class SupervisorError extends Error {
     this.name = 'SupervisorError';
   }
 }
+
+/**
+ * WorkerStartError is a worker's own report of why it could not start (a configuration error, a
+ * hook that threw), with the worker's code: a reload that fails so reports what the worker said.
+ */
+export class WorkerStartError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'WorkerStartError';
+  }
+}

@@ -19,6 +19,8 @@ export {
   type SupervisorOptions,
   type SupervisorState,
   type SupervisorStatus,
+  type WorkerInfo,
+  type WorkerRole,
 } from './supervisor.js';
 export { type WorkerExit, WorkerProcess, type WorkerState } from './worker-process.js';
 

@@ -68,6 +68,25 @@ export interface SupervisorOptions {
   initialSpare?: WorkerProcess;
 }
 
+/**
+ * WorkerRole is what one of the supervisor's processes is doing: `serving` (the current worker),
+ * `starting` (a reload's new worker, or a restart's, not ready yet), `migrating-in` (a reload's new
+ * worker taking the old one's connections), `draining` (replaced, serving its last connections),
+ * `spare` (started ahead, waiting to be given the entry).
+ */
+export type WorkerRole = 'serving' | 'starting' | 'migrating-in' | 'draining' | 'spare';
+
+/** WorkerInfo is one row of `netplex status`'s worker list. */
+export interface WorkerInfo {
+  pid: number;
+  role: WorkerRole;
+  /** Grows by one with each worker given the entry (the first, each reload, each restart); null for a spare. */
+  generation: number | null;
+  /** Connections open now; null when the worker does not say (a spare, one too busy to answer). */
+  connections: number | null;
+  started_at: string;
+}
+
 /** SupervisorStatus is what `netplex status` shows. */
 export interface SupervisorStatus {
   state: SupervisorState;
@@ -83,6 +102,8 @@ export interface SupervisorStatus {
   requests: number | null;
   ports: ListenAddress[];
   restarts: number;
+  /** Every process the supervisor has started and that is alive, in the order of WorkerRole. */
+  workers: WorkerInfo[];
 }
 
 interface HeldSocket {
@@ -104,7 +125,7 @@ export class Supervisor {
   lastMigration: MigrationCounts | null = null;
 
   readonly #opts: SupervisorOptions;
-  readonly #backoff: { initialMs: number; maxMs: number; stableMs: number };
+  readonly #backoffOverride: { initialMs: number; maxMs: number; stableMs: number } | undefined;
   /** Sockets the supervisor holds, by target key. */
   #held = new Map<string, HeldSocket>();
   #targets: BindTarget[] = [];
@@ -113,8 +134,14 @@ export class Supervisor {
   #spare: WorkerProcess | undefined;
   /** Workers replaced by a reload that are still serving their last connections. */
   readonly #retiring = new Set<WorkerProcess>();
+  /** The new worker of a reload, while it starts (before it is ready). */
+  #incoming: WorkerProcess | undefined;
   /** The new worker of a migration under way, until the reload adopts it (or it fails). */
   #migratingIn: WorkerProcess | undefined;
+  /** The last generation given to a worker (see WorkerInfo.generation). */
+  #generation = 0;
+  /** A crash restart's worker start under way: a reload waits for it (it could not migrate from it). */
+  #restarting: Promise<void> | undefined;
   /** What each worker was last told by updatePeers. */
   readonly #peersOn = new WeakMap<WorkerProcess, boolean>();
   #addresses: ListenAddress[] = [];
@@ -123,6 +150,11 @@ export class Supervisor {
   #crashes = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
+  /** Resolves when a stop begins, for what waits on something the stop cuts short. */
+  #resolveStopBegun!: () => void;
+  readonly #stopBegun = new Promise<void>((resolve) => {
+    this.#resolveStopBegun = resolve;
+  });
   #resolveStopped!: (code: number) => void;
   /** stopped resolves with the exit code once the supervisor has stopped. */
   readonly stopped: Promise<number> = new Promise((resolve) => {
@@ -131,7 +163,7 @@ export class Supervisor {
 
   constructor(opts: SupervisorOptions) {
     this.#opts = opts;
-    this.#backoff = opts.backoff ?? { initialMs: 100, maxMs: 30_000, stableMs: 10_000 };
+    this.#backoffOverride = opts.backoff;
     this.#spare = opts.initialSpare;
   }
 
@@ -179,12 +211,12 @@ export class Supervisor {
       this.#targets = await resolveBindTargets(pairPortSpecs(this.config));
       await this.#bindNew(this.#targets);
       const worker = this.#fork();
-      this.#addresses = await worker.start(
-        this.#targets,
-        this.#passable(),
-        false,
-        this.config.ready_timeout * 1000,
-      );
+      // The first worker is the first to listen on the sockets: it accepts from its bind on, and
+      // holds what arrives during its start-up hooks until its loop starts.
+      this.#addresses = await worker.start(this.#targets, this.#passable(), {
+        restarting: false,
+        readyTimeoutMs: this.config.ready_timeout * 1000,
+      });
       this.#targets = pinUdpPorts(this.#targets, this.#addresses);
       this.#adopt(worker);
       if (this.config.pid_file) writePidFile(this.config.pid_file);
@@ -216,7 +248,20 @@ export class Supervisor {
 
   /** status gathers what `netplex status` shows. */
   async status(): Promise<SupervisorStatus> {
-    const live = this.#worker ? await this.#worker.status() : undefined;
+    const rows = this.#processes();
+    const figures = await Promise.all(
+      rows.map(({ worker, role }) => (role === 'spare' ? undefined : worker.status())),
+    );
+    const live = figures[rows.findIndex((r) => r.worker === this.#worker)];
+    const workers = rows.map(
+      ({ worker, role }, i): WorkerInfo => ({
+        pid: worker.pid,
+        role,
+        generation: role === 'spare' ? null : (worker.generation ?? null),
+        connections: figures[i]?.connections ?? null,
+        started_at: new Date(worker.startedAt).toISOString(),
+      }),
+    );
     return {
       state: this.state,
       supervisor_pid: process.pid,
@@ -230,7 +275,25 @@ export class Supervisor {
       requests: live?.requests ?? null,
       ports: this.#addresses,
       restarts: this.restarts,
+      workers,
     };
+  }
+
+  /** processes lists every live process this supervisor started, with its role. */
+  #processes(): Array<{ worker: WorkerProcess; role: WorkerRole }> {
+    const rows: Array<{ worker: WorkerProcess; role: WorkerRole }> = [];
+    const seen = new Set<WorkerProcess>();
+    const add = (worker: WorkerProcess | undefined, role: WorkerRole) => {
+      if (!worker || worker.state === 'exited' || seen.has(worker)) return;
+      seen.add(worker);
+      rows.push({ worker, role });
+    };
+    add(this.#worker, this.#worker?.state === 'starting' ? 'starting' : 'serving');
+    add(this.#incoming, 'starting');
+    add(this.#migratingIn, 'migrating-in');
+    for (const w of this.#retiring) add(w, 'draining');
+    add(this.#spare, 'spare');
+    return rows;
   }
 
   /**
@@ -257,10 +320,30 @@ export class Supervisor {
       const waiters = this.#reloadAgain;
       return new Promise((resolve) => waiters.push(resolve));
     }
-    this.#reloading = this.#doReload().finally(() => {
-      this.#reloading = undefined;
-    });
+    this.#reloading = this.#afterRestart()
+      .then(() =>
+        this.state === 'running'
+          ? this.#doReload()
+          : {
+              ok: false as const,
+              code: 'SUP_ERR_SHUTTING_DOWN',
+              error: `cannot reload: the supervisor is ${this.state}`,
+            },
+      )
+      .finally(() => {
+        this.#reloading = undefined;
+      });
     return this.#reloading;
+  }
+
+  /**
+   * afterRestart waits until a crash restart's worker is ready or has failed: a reload cannot
+   * migrate from a worker that is still starting, nor replace it halfway.
+   */
+  async #afterRestart(): Promise<void> {
+    // A stop meanwhile ends the wait: the reload is then refused, and the stop goes on at once.
+    while (this.#restarting && this.state === 'running')
+      await Promise.race([this.#restarting, this.#stopBegun]);
   }
 
   async #doReload(): Promise<ReloadResult> {
@@ -287,18 +370,22 @@ export class Supervisor {
     );
     const migrate = config.reload_mode === 'migrate' && old !== undefined && old.state !== 'exited';
     const worker = this.#fork(config);
+    this.#incoming = worker;
     try {
-      this.#addresses = await worker.start(
-        effective,
-        this.#passable(keep),
-        true,
-        config.ready_timeout * 1000,
+      // The old worker (or, after a crash, the kernel's backlog) holds new connections until the
+      // new one is ready: it accepts only then, so a start that fails takes none with it.
+      this.#addresses = await worker.start(effective, this.#passable(keep), {
+        restarting: true,
+        readyTimeoutMs: config.ready_timeout * 1000,
         migrate,
-      );
+        deferAccept: true,
+      });
     } catch (err) {
       worker.kill();
       for (const key of added) await this.#release(key);
       return this.#reloadFailed(err, began);
+    } finally {
+      this.#incoming = undefined;
     }
     const startMs = Date.now() - began;
     let migration: MigrationCounts | undefined;
@@ -325,6 +412,8 @@ export class Supervisor {
     }
     this.config = config;
     this.#targets = pinUdpPorts(effective, this.#addresses);
+    // The new worker is the current one: a crash restart still waiting for its backoff is not needed.
+    this.#cancelRestart();
     this.#adopt(worker);
     if (old && old.state !== 'exited') {
       // Only now does the old worker stop accepting (drain), or finish what did not move (migrate).
@@ -506,6 +595,7 @@ export class Supervisor {
 
   #fork(config: Readonly<ServerConfig> = this.config): WorkerProcess {
     const worker = this.#forkProcess(config);
+    worker.generation = ++this.#generation;
     worker.child.on('message', (msg: unknown) => {
       if (isNetplexMessage(msg) && (msg as WorkerMessage).type === 'netplex:broadcast')
         this.#relayBroadcast(worker, msg as PeerBroadcastMessage);
@@ -605,8 +695,12 @@ export class Supervisor {
     }
     const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
     const ranMs = Date.now() - worker.startedAt;
-    if (ranMs >= this.#backoff.stableMs) this.#crashes = 0;
-    const delay = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** this.#crashes);
+    const backoff = this.#backoff();
+    if (ranMs >= backoff.stableMs) this.#crashes = 0;
+    const delay = Math.min(
+      Math.max(backoff.maxMs, backoff.initialMs),
+      backoff.initialMs * 2 ** this.#crashes,
+    );
     this.#crashes++;
     this.logger.log(0, `worker ${worker.pid} died (${how}); restarting in ${delay} ms`, {
       worker: worker.pid,
@@ -614,21 +708,56 @@ export class Supervisor {
       signal: exit.signal,
       delay,
     });
-    this.#restartTimer = setTimeout(() => void this.#restart(), delay);
+    this.#restartTimer = setTimeout(() => void this.#restartWhenDue(), delay);
+  }
+
+  /** backoff is the crash-restart backoff in ms: from the options, unless the embedder set one. */
+  #backoff(): { initialMs: number; maxMs: number; stableMs: number } {
+    if (this.#backoffOverride) return this.#backoffOverride;
+    const c = this.config;
+    return {
+      initialMs: c.restart_backoff * 1000,
+      maxMs: c.restart_backoff_max * 1000,
+      stableMs: c.restart_backoff_reset * 1000,
+    };
+  }
+
+  /** cancelRestart drops a pending crash restart: a reload has put a worker in place. */
+  #cancelRestart(): void {
+    if (!this.#restartTimer) return;
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
+    this.logger.log(3, 'the pending restart is cancelled: the reload put a worker in place');
+  }
+
+  /**
+   * restartWhenDue runs when a backoff ends. A reload under way at that moment decides: if it
+   * succeeds, its worker is the current one and nothing restarts; if it fails, the restart goes on.
+   */
+  async #restartWhenDue(): Promise<void> {
+    this.#restartTimer = undefined;
+    while (this.#reloading) await this.#reloading;
+    if (this.state !== 'running' || this.#worker?.state !== 'exited') return;
+    const started = this.#restart();
+    this.#restarting = started;
+    try {
+      await started;
+    } finally {
+      if (this.#restarting === started) this.#restarting = undefined;
+    }
   }
 
   async #restart(): Promise<void> {
-    this.#restartTimer = undefined;
-    if (this.state !== 'running') return;
     const worker = this.#fork();
     this.#adopt(worker);
     try {
-      this.#addresses = await worker.start(
-        this.#targets,
-        this.#passable(),
-        false,
-        this.config.ready_timeout * 1000,
-      );
+      // The sockets already listen, and connections wait in the backlog: the new worker accepts
+      // once its loop starts, so that one whose start fails leaves them there for the next try.
+      this.#addresses = await worker.start(this.#targets, this.#passable(), {
+        restarting: false,
+        readyTimeoutMs: this.config.ready_timeout * 1000,
+        deferAccept: true,
+      });
       this.restarts++;
       this.logger.log(2, `worker ${worker.pid} restarted`, { worker: worker.pid });
       // A worker replaced by a reload may still be draining: the two share broadcasts.
@@ -636,10 +765,12 @@ export class Supervisor {
       this.#prepareSpare();
     } catch (err) {
       worker.kill();
+      if (this.state !== 'running') return;
       this.logger.log(0, `worker ${worker.pid} failed to start: ${(err as Error).message}`, {
         worker: worker.pid,
       });
       // Its exit goes through #onWorkerExit, which schedules the next try with a longer delay.
+      await worker.exited;
     }
   }
 
@@ -660,6 +791,7 @@ export class Supervisor {
 
   async #doStop(graceful: boolean): Promise<void> {
     this.state = 'stopping';
+    this.#resolveStopBegun();
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     this.#spare?.kill();
     this.#spare = undefined;

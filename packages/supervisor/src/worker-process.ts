@@ -13,12 +13,24 @@ import {
   type WorkerStatus,
   workerEnv,
 } from '@netplex/core';
-import { SupervisorError } from './errors.js';
+import { SupervisorError, WorkerStartError } from './errors.js';
 import { forkWorker } from './fork-worker.js';
 import type { ListenHandle } from './handles.js';
 
 /** WorkerState is where a worker is in its life. */
 export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
+
+/** StartOptions say how a worker starts. */
+export interface StartOptions {
+  /** It replaces a worker (a reload or a restart): restartOpenHook runs. */
+  restarting: boolean;
+  /** How long it has to get ready. */
+  readyTimeoutMs: number;
+  /** Connections will migrate in from the worker it replaces. */
+  migrate?: boolean;
+  /** The handles already listen: it accepts only once its loop starts. */
+  deferAccept?: boolean;
+}
 
 /** WorkerExit is how a worker ended. */
 export interface WorkerExit {
@@ -48,8 +60,13 @@ export class WorkerProcess {
   state: WorkerState = 'starting';
   /** endloop is true once the worker said its server ended its loop by itself. */
   endloop = false;
-  /** fatal holds the worker's start-up error, when it sent one. */
-  fatal: string | undefined;
+  /** fatal holds the worker's start-up error, when it sent one: its message and its code. */
+  fatal: { message: string; code: string | undefined } | undefined;
+  /**
+   * generation numbers the workers given an entry, in order (the first worker is 1; each reload and
+   * restart gives the next); undefined for a spare not given one yet.
+   */
+  generation: number | undefined;
   /** startingHook names the server-wide hook the worker is in while starting, if any. */
   startingHook: string | undefined;
   /** When the worker was given its entry (a spare's life before that does not count). */
@@ -135,7 +152,7 @@ export class WorkerProcess {
         this.startingHook = m.hook ?? undefined;
         return;
       case 'netplex:fatal':
-        this.fatal = m.code ? `${m.message} (${m.code})` : m.message;
+        this.fatal = { message: m.message, code: m.code };
         return;
       default:
         return;
@@ -175,10 +192,9 @@ export class WorkerProcess {
   async start(
     targets: BindTarget[],
     handles: ReadonlyMap<string, ListenHandle>,
-    restarting: boolean,
-    readyTimeoutMs: number,
-    migrate = false,
+    opts: StartOptions,
   ): Promise<ListenAddress[]> {
+    const { restarting, readyTimeoutMs, migrate = false, deferAccept = false } = opts;
     let timer: NodeJS.Timeout | undefined;
     const failed = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -195,11 +211,15 @@ export class WorkerProcess {
       }, readyTimeoutMs);
       void this.exited.then(({ code, signal }) => {
         const how = signal ? `signal ${signal}` : `code ${code}`;
+        // The worker's own report keeps its code (a configuration error is MPX_ERR_CONFIG_…).
+        const fatal = this.fatal;
         reject(
-          new SupervisorError(
-            'SUP_ERR_WORKER_FAILED',
-            this.fatal ?? `worker ${this.pid} exited with ${how} before it was ready`,
-          ),
+          fatal
+            ? new WorkerStartError(fatal.code ?? 'SUP_ERR_WORKER_FAILED', fatal.message)
+            : new SupervisorError(
+                'SUP_ERR_WORKER_FAILED',
+                `worker ${this.pid} exited with ${how} before it was ready`,
+              ),
         );
       });
     });
@@ -215,6 +235,7 @@ export class WorkerProcess {
         restarting,
         readyTimeoutMs,
         migrate,
+        deferAccept,
       });
       await this.sendHandles(handles);
       return ready;
