@@ -294,3 +294,72 @@ describe('configuration errors found on reload', () => {
     await checkInvariants(pidFile, port, 'after the failed reload');
   });
 });
+
+/** mulberry32 is a small seeded generator: a failing run names its seed, and the same seed replays it. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('random faults', () => {
+  const rounds = Number(process.env.NETPLEX_FAULT_ROUNDS ?? 4);
+  const seed = Number(process.env.NETPLEX_FAULT_SEED ?? Date.now() % 100_000);
+  it(`SIGHUP and kill -9 of a random worker at a random moment, ${rounds} rounds (NETPLEX_FAULT_ROUNDS, seed ${seed} from NETPLEX_FAULT_SEED)`, async () => {
+    const random = mulberry32(seed);
+    const { proc, port, pidFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--restart_backoff=0.05',
+      '--restart_backoff_max=0.2',
+    ]);
+    const history: string[] = [];
+    const fail = (err: unknown): never => {
+      throw new Error(`seed ${seed}, after ${history.join(' → ')}: ${(err as Error).message}`);
+    };
+    /** settled waits until one worker serves and none starts: the supervisor is at rest. */
+    const settled = async () => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const { workers } = await checkInvariants(pidFile, port, history.at(-1));
+        if (workers.some((w) => w.role === 'serving') && !workers.some((w) => w.role === 'starting'))
+          return workers;
+        if (Date.now() > deadline) throw new Error(`not at rest within 20 s: ${JSON.stringify(workers)}`);
+      }
+    };
+    try {
+      for (let round = 0; round < rounds; round++) {
+        const before = proc.lines.length;
+        const { workers } = await checkInvariants(pidFile, port, history.at(-1));
+        const targets = workers.filter((w) => w.role !== 'spare');
+        const victim = targets[Math.floor(random() * targets.length)]!;
+        const delayMs = Math.floor(random() * 400);
+        history.push(`SIGHUP, kill -9 ${victim.role} after ${delayMs} ms`);
+        proc.child.kill('SIGHUP');
+        await new Promise((r) => setTimeout(r, delayMs));
+        try {
+          process.kill(victim.pid, 'SIGKILL');
+        } catch {}
+        await proc.waitLog(
+          (l) => String(l.msg).startsWith('reloaded in') || String(l.msg).startsWith('reload failed'),
+          'the reload outcome',
+          30_000,
+          before,
+        );
+        await waitGone(victim.pid, `the killed ${victim.role} worker`);
+        const rest = await settled();
+        expect(rest.filter((w) => w.role === 'serving')).toHaveLength(1);
+        const { line, socket } = await greet(port);
+        expect(line).toBe('hello from v1');
+        socket.destroy();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+});
