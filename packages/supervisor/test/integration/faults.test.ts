@@ -118,6 +118,22 @@ describe('connections during async start-up hooks', () => {
     expect(outcomes.filter((o) => o !== 'hello from v1')).toEqual([]);
     await checkInvariants(pidFile, port, 'after the failed reload');
   });
+
+  it('are left to the old worker when the new one is still in its preLoopHook at ready_timeout', async () => {
+    const { proc, port, pidFile, behaviourFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--ready_timeout=1',
+    ]);
+    behaviour(behaviourFile, { tag: 'v2', slowStartMs: 5000 });
+    const load = trickle(port, 80);
+    const reload = await proc.hup('the reload');
+    expect(reload.msg).toMatch(/^reload failed/);
+    expect(reload.code).toBe('MPX_ERR_HOOK_TIMEOUT');
+    const outcomes = await load.stop();
+    expect(outcomes.filter((o) => o !== 'hello from v1')).toEqual([]);
+    await checkInvariants(pidFile, port, 'after the failed reload');
+  });
 });
 
 describe('reloads and crash restarts', () => {
