@@ -221,7 +221,6 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   #parked: Array<{ socket: net.Socket; listener: Listener }> | undefined;
   /** True until thawServer() brings the counter of the server this one replaces. */
   #awaitingCounter = false;
-  #deferAccept = false;
   #resolveDone!: () => void;
   /** done resolves once the server has closed, by endloop(), close() or a signal. */
   readonly done: Promise<void> = new Promise((resolve) => {
@@ -416,7 +415,6 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     this.#state = 'starting';
     this.#parked = [];
     this.#awaitingCounter = options.migrating ?? false;
-    this.#deferAccept = (options.deferAccept ?? false) && options.handles !== undefined;
     try {
       await this.#hook('configureHook');
       this.#configure(options);
@@ -424,7 +422,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       const targets = options.targets ?? (await this.#preBind());
       this.#listeners = targets.map((t) => new Listener(t));
       if (options.restarting) await this.#hook('restartOpenHook');
-      await this.#bind(options.handles);
+      await this.#bind(options.handles, options.deferAccept ?? false);
       await this.#hook('postBindHook');
       this.#postBind();
       await this.#hook('preLoopHook');
@@ -493,14 +491,15 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
     return resolveBindTargets(pairPortSpecs(this.config));
   }
 
-  async #bind(handles: ReadonlyMap<string, unknown> | undefined): Promise<void> {
+  /** bind binds each listener, or adopts the supervisor's handle for it (at once, or with `defer` at the loop). */
+  async #bind(handles: ReadonlyMap<string, unknown> | undefined, defer: boolean): Promise<void> {
     for (const listener of this.#listeners) {
       const handle = handles?.get(listener.target.key);
       if (handle !== undefined) {
         await adoptListener(listener, handle, {
           onConnection: (s) => this.#onConnection(s, listener),
           backlog: this.config.listen,
-          defer: this.#deferAccept,
+          defer,
         });
         this.log(3, `Listening on ${listener.label} (bound by the supervisor)`, { listener: listener.label });
         continue;
