@@ -7,7 +7,7 @@ import { openSync, realpathSync, unlinkSync } from 'node:fs';
 import { type AnyMultiplexServer, isConfigurationError } from '@netplex/core';
 import { type ControlRequest, controlPathFor, serveControl } from './control.js';
 import { workerExecArgv } from './fork-worker.js';
-import { Supervisor, type SupervisorOptions } from './supervisor.js';
+import { Supervisor } from './supervisor.js';
 import { WorkerProcess } from './worker-process.js';
 
 const daemonEnv = 'NETPLEX_DAEMON_CHILD';
@@ -35,7 +35,6 @@ export interface SuperviseExtras {
   logDestination?: NodeJS.WritableStream;
   defaults?: Record<string, unknown>;
   workerStderrLine?: (line: string) => void;
-  backoff?: SupervisorOptions['backoff'];
   /** Called once the supervisor serves, with it (netplex dev attaches its watcher here). */
   onStarted?: (sup: Supervisor) => void | Promise<void>;
 }
@@ -61,7 +60,6 @@ export async function supervise(
     entry,
     execArgv: workerExecArgv(entry),
     ...(extras.logDestination ? { logDestination: extras.logDestination } : {}),
-    ...(extras.backoff ? { backoff: extras.backoff } : {}),
     ...(extras.defaults ? { defaults: extras.defaults } : {}),
     ...(extras.workerStderrLine ? { workerStderrLine: extras.workerStderrLine } : {}),
     ...(initialSpare ? { initialSpare } : {}),

@@ -54,8 +54,6 @@ export interface SupervisorOptions {
   cwd?: string;
   /** Where the supervisor's log lines go when log_file is unset; stderr by default. */
   logDestination?: NodeJS.WritableStream;
-  /** Backoff for a crashing worker, in ms: first delay and cap. */
-  backoff?: { initialMs: number; maxMs: number; stableMs: number };
   /** Extra environment for workers. */
   workerEnv?: NodeJS.ProcessEnv;
   /** Defaults below the server's own defaultValues() (netplex dev shortens drain_timeout). */
@@ -125,7 +123,6 @@ export class Supervisor {
   lastMigration: MigrationCounts | null = null;
 
   readonly #opts: SupervisorOptions;
-  readonly #backoffOverride: { initialMs: number; maxMs: number; stableMs: number } | undefined;
   /** Sockets the supervisor holds, by target key. */
   #held = new Map<string, HeldSocket>();
   #targets: BindTarget[] = [];
@@ -163,7 +160,6 @@ export class Supervisor {
 
   constructor(opts: SupervisorOptions) {
     this.#opts = opts;
-    this.#backoffOverride = opts.backoff;
     this.#spare = opts.initialSpare;
   }
 
@@ -711,9 +707,8 @@ export class Supervisor {
     this.#restartTimer = setTimeout(() => void this.#restartWhenDue(), delay);
   }
 
-  /** backoff is the crash-restart backoff in ms: from the options, unless the embedder set one. */
+  /** backoff is the crash-restart backoff in ms, from the restart_backoff options. */
   #backoff(): { initialMs: number; maxMs: number; stableMs: number } {
-    if (this.#backoffOverride) return this.#backoffOverride;
     const c = this.config;
     return {
       initialMs: c.restart_backoff * 1000,
@@ -769,7 +764,9 @@ export class Supervisor {
       this.logger.log(0, `worker ${worker.pid} failed to start: ${(err as Error).message}`, {
         worker: worker.pid,
       });
-      // Its exit goes through #onWorkerExit, which schedules the next try with a longer delay.
+      // Its exit goes through #onWorkerExit, which schedules the next try with a longer delay. A
+      // reload waiting for this restart goes on only once the worker is gone: it must not take a
+      // dying worker for a live one to migrate from.
       await worker.exited;
     }
   }
