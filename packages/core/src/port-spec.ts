@@ -722,8 +722,9 @@ function anyAddress(
 ): Resolved[] {
   const v4: Resolved = { proto, address: '0.0.0.0', port, family: 4 };
   if (ipv === '4') return [v4];
-  // ipv 6 asked for on `*` means IPv6 only, whatever the sysctl says.
-  if (ipv === '6') return [{ proto, address: '::', port, family: 6, ipv6Only: true }];
+  // ipv 6 asked for on `*` is one `::`, which takes IPv4 too unless bindv6only is set: Net::Server
+  // binds it so (IO::Socket::IP leaves IPV6_V6ONLY to the sysctl).
+  if (ipv === '6') return [{ proto, address: '::', port, family: 6, ipv6Only: stack.bindv6only }];
   if (!stack.ipv6Available) return [v4];
   // With bindv6only set, `::` does not take IPv4, so Net::Server binds both (0.0.0.0 first).
   if (stack.bindv6only) return [v4, { proto, address: '::', port, family: 6, ipv6Only: true }];

@@ -831,17 +831,21 @@ describe('resolveBindTargets', () => {
     ]);
   });
 
-  it('resolves * with ipv 6 to a v6-only ::', async () => {
+  it('resolves * with ipv 6 to one :: that takes IPv4 too unless bindv6only is set, as Net::Server binds it', async () => {
     expect(await resolve(['*:20203/IPv6'])).toEqual([
       {
         proto: 'tcp',
         address: '::',
         port: 20203,
         family: 6,
-        ipv6Only: true,
+        ipv6Only: false,
         key: 'tcp::::20203:6',
         label: '[::]:20203/tcp',
       },
+    ]);
+    const v6only = await resolve(['*:20203/IPv6'], { ...dualStack, bindv6only: true });
+    expect(v6only.map((t) => [t.label, 'ipv6Only' in t ? t.ipv6Only : undefined])).toEqual([
+      ['[::]:20203/tcp', true],
     ]);
   });
 
