@@ -3,15 +3,15 @@
  * processes alive are exactly those `netplex status` lists, and the listen sockets are held by the
  * supervisor and accepted on only by workers that serve (or are about to).
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { expect } from 'vitest';
 import { statusJson } from './proc.js';
+import { childrenOf, cmdline, listenOwners, readText } from './procfs.js';
 
 const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** supervisorPid reads the pid file. */
-async function supervisorPid(pidFile: string): Promise<number> {
-  return Number((read(pidFile) ?? '').trim());
+function supervisorPid(pidFile: string): number {
+  return Number((readText(pidFile) ?? '').trim());
 }
 
 /** WorkerRow is one entry of `netplex status --json`'s `workers`. */
@@ -21,81 +21,6 @@ export interface WorkerRow {
   generation: number | null;
   connections: number | null;
   started_at: string;
-}
-
-function pids(): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number);
-}
-
-function read(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** childrenOf lists the live node processes whose parent is `ppid` (a loader's helper binary is not one). */
-export function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const pid of pids()) {
-    const stat = read(`/proc/${pid}/stat`);
-    if (!stat) continue;
-    // The command name is in parentheses and may hold spaces: the fields after it are fixed.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || Number(fields[1]) !== ppid) continue;
-    let exe = '';
-    try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
-    } catch {}
-    if (/esbuild/.test(exe)) continue;
-    out.push(pid);
-  }
-  return out.sort((a, b) => a - b);
-}
-
-/** listenInodes gives the inodes of the TCP sockets listening on `port` (IPv4 and IPv6). */
-function listenInodes(port: number): Set<string> {
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of (read(table) ?? '').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10 || f[3] !== '0A') continue;
-      const local = f[1]!;
-      if (Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port) inodes.add(f[9]!);
-    }
-  }
-  return inodes;
-}
-
-/** listenOwners lists every process that holds a descriptor of a socket listening on `port`. */
-export function listenOwners(port: number): number[] {
-  const inodes = listenInodes(port);
-  const owners: number[] = [];
-  for (const pid of pids()) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      let link = '';
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      const m = /^socket:\[(\d+)\]$/.exec(link);
-      if (m && inodes.has(m[1]!)) {
-        owners.push(pid);
-        break;
-      }
-    }
-  }
-  return owners.sort((a, b) => a - b);
 }
 
 /**
@@ -117,7 +42,7 @@ export async function checkInvariants(
   let children: number[] = [];
   let owners: number[] = [];
   for (let attempt = 0; ; attempt++) {
-    const sup = await supervisorPid(pidFile);
+    const sup = supervisorPid(pidFile);
     const before = { children: childrenOf(sup), owners: listenOwners(port) };
     status = await statusJson(pidFile);
     children = childrenOf(sup);
@@ -128,8 +53,7 @@ export async function checkInvariants(
   const sup = status.supervisor_pid as number;
   const workers = status.workers as WorkerRow[];
   const listed = workers.map((w) => w.pid).sort((a, b) => a - b);
-  const describe = (pid: number) =>
-    `${pid}: ${(read(`/proc/${pid}/cmdline`) ?? '?').replaceAll('\0', ' ').slice(0, 200)}`;
+  const describe = (pid: number) => `${pid}: ${cmdline(pid)}`;
   expect(
     children,
     `the supervisor's children are exactly the listed workers${where}: ${JSON.stringify(workers)}; children ${children.map(describe).join('; ')}`,

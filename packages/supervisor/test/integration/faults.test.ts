@@ -102,38 +102,39 @@ describe('connections during async start-up hooks', () => {
     await checkInvariants(pidFile, port, 'restarted');
   });
 
-  it('are left to the old worker when the new one fails its start after awaiting', async () => {
-    const { proc, port, pidFile, behaviourFile } = await startTagged([
-      '--port=127.0.0.1:0',
-      '--pid_file={pid}',
-      '--reload_mode=drain',
-    ]);
-    const marker = join(tempDir(), 'broken');
-    writeFileSync(marker, '');
-    behaviour(behaviourFile, { tag: 'v2', slowStartMs: 1000, throwWhile: marker });
-    const load = trickle(port, 80);
-    const reload = await proc.hup('the reload');
-    expect(reload.msg).toMatch(/^reload failed/);
-    const outcomes = await load.stop();
-    expect(outcomes.filter((o) => o !== 'hello from v1')).toEqual([]);
-    await checkInvariants(pidFile, port, 'after the failed reload');
-  });
-
-  it('are left to the old worker when the new one is still in its preLoopHook at ready_timeout', async () => {
-    const { proc, port, pidFile, behaviourFile } = await startTagged([
-      '--port=127.0.0.1:0',
-      '--pid_file={pid}',
-      '--ready_timeout=1',
-    ]);
-    behaviour(behaviourFile, { tag: 'v2', slowStartMs: 5000 });
-    const load = trickle(port, 80);
-    const reload = await proc.hup('the reload');
-    expect(reload.msg).toMatch(/^reload failed/);
-    expect(reload.code).toBe('MPX_ERR_HOOK_TIMEOUT');
-    const outcomes = await load.stop();
-    expect(outcomes.filter((o) => o !== 'hello from v1')).toEqual([]);
-    await checkInvariants(pidFile, port, 'after the failed reload');
-  });
+  const failedStarts = [
+    {
+      how: 'fails its start after awaiting',
+      args: ['--reload_mode=drain'],
+      behaviour: (marker: string) => ({ tag: 'v2', slowStartMs: 1000, throwWhile: marker }),
+      code: 'MPX_ERR_HOOK',
+    },
+    {
+      how: 'is still in its preLoopHook at ready_timeout',
+      args: ['--ready_timeout=1'],
+      behaviour: () => ({ tag: 'v2', slowStartMs: 5000 }),
+      code: 'MPX_ERR_HOOK_TIMEOUT',
+    },
+  ];
+  for (const failed of failedStarts) {
+    it(`are left to the old worker when the new one ${failed.how}`, async () => {
+      const { proc, port, pidFile, behaviourFile } = await startTagged([
+        '--port=127.0.0.1:0',
+        '--pid_file={pid}',
+        ...failed.args,
+      ]);
+      const marker = join(tempDir(), 'broken');
+      writeFileSync(marker, '');
+      behaviour(behaviourFile, failed.behaviour(marker));
+      const load = trickle(port, 80);
+      const reload = await proc.hup('the reload');
+      expect(reload.msg).toMatch(/^reload failed/);
+      expect(reload.code).toBe(failed.code);
+      const outcomes = await load.stop();
+      expect(outcomes.filter((o) => o !== 'hello from v1')).toEqual([]);
+      await checkInvariants(pidFile, port, 'after the failed reload');
+    });
+  }
 });
 
 describe('reloads and crash restarts', () => {

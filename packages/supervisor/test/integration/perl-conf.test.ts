@@ -4,12 +4,12 @@
  * with the same file beside it. What each binds is read from the kernel (/proc/net/tcp, tcp6).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixture, netplexBin, Proc, tempDir } from '../helpers/proc.js';
+import { listening, socketInodes } from '../helpers/procfs.js';
 
 /**
  * SAMPLE is the sample conf file, verbatim from Net/Server.pod (2.013) without the pod's four-space
@@ -136,56 +136,6 @@ async function freePorts(n: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
-}
-
-/** A listening TCP socket as /proc/net/tcp or /proc/net/tcp6 shows it. */
-interface Listening {
-  address: string;
-  port: number;
-  family: 4 | 6;
-  inode: string;
-}
-
-/** hexAddress reads /proc/net's address: 32-bit words in host byte order, each printed as %08X. */
-function hexAddress(hex: string, family: 4 | 6): string {
-  const bytes = Buffer.from(hex, 'hex');
-  if (endianness() === 'LE') for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
-  if (family === 4) return [...bytes].join('.');
-  const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2).toString(16));
-  // The URL parser writes an IPv6 address in its canonical short form.
-  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
-}
-
-/** listening lists the TCP sockets in state LISTEN on `ports`, from both of the kernel's tables. */
-function listening(ports: readonly number[]): Listening[] {
-  const out: Listening[] = [];
-  for (const [table, family] of [
-    ['/proc/net/tcp', 4],
-    ['/proc/net/tcp6', 6],
-  ] as const) {
-    if (!existsSync(table)) continue;
-    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      // sl local_address rem_address st ... inode; 0A is TCP_LISTEN.
-      if (f.length < 10 || f[3] !== '0A') continue;
-      const [addr = '', portHex = ''] = f[1]!.split(':');
-      const port = Number.parseInt(portHex, 16);
-      if (ports.includes(port)) out.push({ address: hexAddress(addr, family), port, family, inode: f[9]! });
-    }
-  }
-  return out;
-}
-
-/** socketInodes gives the inodes of the sockets process `pid` holds. */
-function socketInodes(pid: number): Set<string> {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
-    } catch {}
-  }
-  return inodes;
 }
 
 /**
