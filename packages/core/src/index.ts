@@ -1,10 +1,11 @@
 /**
  * @netplex/core — multiplexed TCP servers in the Net::Server::Multiplex model. This file only
- * assembles and re-exports; each module holds one concept.
+ * assembles and re-exports the documented API; each module holds one concept. What only the
+ * supervisor and the worker runtime use is exported by `@netplex/core/internal` (internal.ts).
  */
 export * from './access.js';
 export * from './argv.js';
-export * from './client.js';
+export { Client, type ClientInfo, type ClientPhase, type ConnectionEnd, type Transport } from './client.js';
 export * from './conf-file.js';
 export * from './config.js';
 export * from './error-format.js';
@@ -12,14 +13,13 @@ export * from './errors.js';
 export * from './help.js';
 export * from './hooks.js';
 export * from './input.js';
-export * from './ipc.js';
 export * from './listeners.js';
 export * from './logger.js';
 export * from './main.js';
+export type { MigrationCounts } from './migration/types.js';
 export * from './multiplex-server.js';
 export * from './mux.js';
 export * from './options.js';
 export * from './port-spec.js';
+export type { ConstructorArgs, ServerState, StartOptions } from './server/types.js';
 export * from './suggest.js';
-export * from './supervise.js';
-export * from './worker.js';

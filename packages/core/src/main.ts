@@ -5,8 +5,9 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** entryKey is where `netplex run` records the entry it loads, so that entry's isMain() is true. */
-export const entryKey = Symbol.for('netplex.entry');
+import { entryKey } from './ipc/globals.js';
+
+export { entryKey } from './ipc/globals.js';
 
 /** isMain is true when `moduleUrl` (pass `import.meta.url`) is the entry of this process. */
 export function isMain(moduleUrl: string): boolean {

@@ -18,7 +18,10 @@ import { HookError, isConfigurationError, LimitError, MultiplexError, ServerClos
 import { formatHelp } from './help.js';
 import { type ClientHookName, isPromiseLike, type ProcessHookName } from './hooks.js';
 import type { InputBuffer } from './input.js';
-import { type FrozenConnection, type FrozenServer, type WorkerStatus, workerEnv } from './ipc.js';
+import { inProcessEnv, workerEnv } from './ipc/globals.js';
+import type { FrozenConnection, FrozenServer, WorkerStatus } from './ipc/messages.js';
+import { runWorker } from './ipc/worker.js';
+import type { WorkerHost } from './ipc/worker-host.js';
 import {
   adoptListener,
   bindListener,
@@ -28,70 +31,12 @@ import {
   startAccepting,
 } from './listeners.js';
 import { createLogger, type LogLevel, type NetplexLogger } from './logger.js';
+import type { MigrationChannel, MigrationCounts, PeerBroadcast } from './migration/types.js';
 import { Mux, type MuxTarget } from './mux.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from './options.js';
 import { type BindTarget, pairPortSpecs, resolveBindTargets } from './port-spec.js';
-import { findSupervisor, inProcessEnv } from './supervise.js';
-import { runWorker } from './worker.js';
-
-/** ServerState is where a server is in its life. */
-export type ServerState = 'new' | 'starting' | 'running' | 'migrating' | 'closing' | 'closed';
-
-/** StartOptions are what `start()` takes besides the constructor's arguments. */
-export interface StartOptions {
-  /** Command-line arguments; `run()` passes `process.argv.slice(2)`. Default: none. */
-  argv?: string[];
-  /** Arguments to `run()`, below the command line in precedence. */
-  run?: Record<string, unknown>;
-  /** Working directory a relative conf_file is read from. Default: process.cwd(). */
-  cwd?: string;
-  /** Where log lines go when log_file is unset. Default: stderr. */
-  logDestination?: NodeJS.WritableStream;
-  /** Listen handles bound elsewhere (by the supervisor), by bind-target key. */
-  handles?: ReadonlyMap<string, unknown>;
-  /** The bind targets the handles belong to; required with `handles`. */
-  targets?: readonly BindTarget[];
-  /** True when this start replaces a previous server (runs restartOpenHook). */
-  restarting?: boolean;
-  /**
-   * True when connections will migrate in from the server this one replaces: new connections wait,
-   * unnumbered, until `thawServer()` brings that server's connection counter.
-   */
-  migrating?: boolean;
-  /**
-   * True when the passed handles already listen and another process accepts on them or will (a
-   * reload's old worker, or the kernel's backlog after a crash): accept only once the loop starts,
-   * so that a start that fails takes no connection with it.
-   */
-  deferAccept?: boolean;
-}
-
-/** MigrationCounts says how a migration went, for logs and status. */
-export interface MigrationCounts {
-  migrated: number;
-  drained: number;
-  failed: number;
-  ms: number;
-}
-
-/** MigrationChannel is how migrateOut() hands the server state and each connection to the new worker. */
-export interface MigrationChannel {
-  state(data: FrozenServer): Promise<void>;
-  /** Sends one connection with its socket handle; resolves true once the new worker has it. */
-  conn(frozen: FrozenConnection, handle: unknown): Promise<boolean>;
-  /**
-   * Says that connection `id`, which the new worker has taken, is let go here, with the output
-   * written to it while it was on its way (possibly empty): the new worker sends that before its own.
-   * `end` is a shutdown, close or destroy asked for here meanwhile, which the new worker carries out.
-   */
-  released(id: number, output: Buffer, end: ConnectionEnd | undefined): void;
-}
-
-/** PeerBroadcast sends a broadcast on to the other workers with clients (see setPeerBroadcast). */
-export type PeerBroadcast = (data: Buffer, skip: number[]) => void;
-
-/** ConstructorArgs are the highest-precedence configuration source, as arguments to Perl's new(). */
-export type ConstructorArgs = Record<string, unknown>;
+import type { ConstructorArgs, ServerState, StartOptions } from './server/types.js';
+import { findSupervisor } from './supervise.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -373,7 +318,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
    * when @netplex/supervisor is installed, and otherwise serves in this process.
    */
   async run(runArgs: Record<string, unknown> = {}): Promise<void> {
-    if (process.env[workerEnv] === '1' && process.send) return runWorker(this, runArgs);
+    if (process.env[workerEnv] === '1' && process.send) return runWorker(this.#workerHost(), runArgs);
     const argv = process.argv.slice(2);
     if (argv.includes('--help') || argv.includes('-h')) {
       process.stdout.write(`${this.help()}\n`);
@@ -458,6 +403,31 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   /** status reports live figures: connections open now, connections accepted so far. */
   status(): WorkerStatus {
     return { connections: this.#sessions.size, requests: this.requests };
+  }
+
+  /** workerHost is this server as the worker runtime drives it. */
+  #workerHost(): WorkerHost {
+    return {
+      done: this.done,
+      drainMs: () => (this.config?.drain_timeout ?? 0) * 1000,
+      log: (level, message) => this.log(level, message),
+      flushLog: () => this.logger?.flush(),
+      reopenLogs: () => this.logger?.reopen(),
+      start: (options) => this.start(options),
+      addresses: () => this.addresses(),
+      status: () => this.status(),
+      observeHooks: (fn) => this.observeHooks(fn),
+      close: () => this.close(),
+      retire: (drainMs, restart) => this.retire(drainMs, { restart }),
+      migrateOut: (channel) => this.migrateOut(channel),
+      resumeAccepting: (handles) => this.resumeAccepting(handles),
+      thawServer: (data) => this.thawServer(data),
+      adoptConnection: (frozen, handle) => this.adoptConnection(frozen, handle),
+      releaseAdopted: (id, output, end) => this.releaseAdopted(id, output, end),
+      endAdoption: () => this.endAdoption(),
+      setPeerBroadcast: (send) => this.setPeerBroadcast(send),
+      receiveBroadcast: (data, skip) => this.receiveBroadcast(data, skip),
+    };
   }
 
   // ---------------------------------------------------------------- process flow

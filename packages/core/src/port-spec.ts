@@ -35,6 +35,7 @@ import { isIP, isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { inspect } from 'node:util';
 import { PortSpecError } from './errors.js';
+import { ipvEnv } from './ipc/globals.js';
 import type { PortObject } from './options.js';
 
 /** supportedProtos lists the protocols netplex binds; Net::Server's ssl and ssleay are not among them. */
@@ -199,7 +200,7 @@ export function pairPortSpecs(config: PortConfig, options: ParseOptions = {}): P
   const protos = toList(config?.proto);
   const pick = <T>(list: readonly T[], i: number): T | undefined => list[Math.min(i, list.length - 1)];
   // As in Net::Server::Proto, $ENV{IPV} applies when no ipv is set anywhere else.
-  const envIpv = config && 'envIpv' in config ? config.envIpv : process.env.IPV;
+  const envIpv = config && 'envIpv' in config ? config.envIpv : process.env[ipvEnv];
   const seen = new Set<string>();
   const out: PortSpec[] = [];
   ports.forEach((port, i) => {

@@ -8,16 +8,13 @@
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { superviseKey } from './ipc/globals.js';
 import type { AnyMultiplexServer } from './multiplex-server.js';
+
+export { inProcessEnv, superviseKey } from './ipc/globals.js';
 
 /** Supervise runs a server under a supervisor in this process until it stops. */
 export type Supervise = (server: AnyMultiplexServer, runArgs: Record<string, unknown>) => Promise<void>;
-
-/** superviseKey is where @netplex/supervisor registers its entry point. */
-export const superviseKey = Symbol.for('netplex.supervise');
-
-/** inProcessEnv, set to 1, makes run() serve in this process without a supervisor. */
-export const inProcessEnv = 'NETPLEX_INPROCESS';
 
 /** findSupervisor returns the supervisor's entry point, or undefined when it is not installed. */
 export async function findSupervisor(): Promise<Supervise | undefined> {

@@ -16,8 +16,8 @@ if (
   argv[1] &&
   !argv.slice(2).some((o) => /^(-h|--help|--background|--setsid)(=|$)/.test(o))
 ) {
-  const { forkWorker, workerExecArgv } = await import('../dist/fork-worker.js');
-  globalThis[Symbol.for('netplex.spare-child')] = forkWorker({ argv: [], execArgv: workerExecArgv(argv[1]) });
+  const { forkWorker, spareChildKey, workerExecArgv } = await import('../dist/fork-worker.js');
+  globalThis[spareChildKey] = forkWorker({ argv: [], execArgv: workerExecArgv(argv[1]) });
 }
 const { main } = await import(compiled.href);
 await main(argv);

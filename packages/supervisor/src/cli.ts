@@ -5,19 +5,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  entryKey,
-  formatBindTarget,
-  formatHelp,
-  isConfigurationError,
-  serverOptions,
-  superviseKey,
-} from '@netplex/core';
+import { formatBindTarget, formatHelp, isConfigurationError, serverOptions } from '@netplex/core';
+import { commandKey, entryKey, superviseKey } from '@netplex/core/internal';
 import { askControl, controlPathFor } from './control.js';
 import { SupervisorError } from './errors.js';
 import { isTypeScript } from './fork-worker.js';
 import { readPidFile } from './pidfile.js';
-import { commandKey, prewarm, supervise } from './supervise.js';
+import { prewarm, supervise } from './supervise.js';
 import type { ReloadResult, SupervisorStatus, WorkerInfo } from './supervisor.js';
 
 const USAGE = `Usage:

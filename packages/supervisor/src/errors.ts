@@ -11,6 +11,7 @@ export const supervisorCodes = [
   'SUP_ERR_SHUTTING_DOWN',
   'SUP_ERR_WORKER_FAILED',
   'SUP_ERR_READY_TIMEOUT',
+  'SUP_ERR_PROTOCOL',
   'SUP_ERR_CONTROL',
   'SUP_ERR_USAGE',
   'SUP_ERR_USER',

@@ -1,9 +1,13 @@
 /**
- * fork-worker — how a worker process is started. It imports nothing but Node, so that the `netplex`
- * command can start the first worker's runtime loading before it loads anything itself.
+ * fork-worker — how a worker process is started. It imports nothing but Node and core's list of
+ * process-wide names (a module without imports), so that the `netplex` command can start the first
+ * worker's runtime loading before it loads anything itself.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { workerEnv } from '@netplex/core/globals';
+
+export { spareChildKey } from '@netplex/core/globals';
 
 /** The bootstrap every worker runs: it loads the entry and reports a failure to load it. */
 const workerMain = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -37,7 +41,7 @@ export interface WorkerForkOptions {
 export function forkWorker(opts: WorkerForkOptions): ChildProcess {
   const child = fork(workerMain, opts.entry === undefined ? [] : [opts.entry, ...opts.argv], {
     execArgv: opts.execArgv,
-    env: { ...process.env, ...opts.env, NETPLEX_WORKER: '1' },
+    env: { ...process.env, ...opts.env, [workerEnv]: '1' },
     stdio: ['ignore', 'inherit', opts.pipeStderr ? 'pipe' : 'inherit', 'ipc'],
     // Its own process group: Ctrl-C at a terminal reaches the supervisor only, which then stops
     // the worker in order (close hooks run) instead of both dying at once.

@@ -2,7 +2,7 @@
  * @netplex/supervisor — the process that owns the listen sockets and the pid file, runs one worker,
  * and reloads it with zero downtime; and the `netplex` command.
  */
-import { superviseKey } from '@netplex/core';
+import { superviseKey } from '@netplex/core/internal';
 import { supervise } from './supervise.js';
 
 export { askControl, type ControlRequest, controlPathFor, serveControl } from './control.js';

@@ -5,15 +5,20 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, realpathSync, unlinkSync } from 'node:fs';
 import { type AnyMultiplexServer, isConfigurationError } from '@netplex/core';
+import {
+  commandKey,
+  type DaemonMessage,
+  daemonEnv,
+  isDaemonMessage,
+  spareChildKey,
+  spareKey,
+} from '@netplex/core/internal';
 import { type ControlRequest, controlPathFor, serveControl } from './control.js';
 import { workerExecArgv } from './fork-worker.js';
 import { Supervisor } from './supervisor.js';
 import { WorkerProcess } from './worker-process.js';
 
-const daemonEnv = 'NETPLEX_DAEMON_CHILD';
-
-/** commandKey is where `netplex run` keeps its own command line (script and arguments). */
-export const commandKey = Symbol.for('netplex.command');
+export { commandKey, spareChildKey } from '@netplex/core/internal';
 
 /** SuperviseExtras lets `netplex run` and `netplex dev` adjust the supervisor. */
 /**
@@ -27,9 +32,6 @@ export function prewarm(entry: string): void {
   g[spareChildKey] = undefined;
   g[spareKey] = new WorkerProcess({ argv: [], execArgv: workerExecArgv(entry), ...(child ? { child } : {}) });
 }
-const spareKey = Symbol.for('netplex.spare');
-/** spareChildKey is where bin/netplex.js leaves the spare worker process it forked first thing. */
-export const spareChildKey = Symbol.for('netplex.spare-child');
 
 export interface SuperviseExtras {
   logDestination?: NodeJS.WritableStream;
@@ -106,7 +108,8 @@ export async function supervise(
   }
   await extras.onStarted?.(sup);
   if (process.env[daemonEnv] === '1' && process.send) {
-    process.send({ type: 'netplex:daemon-ready', pid: process.pid });
+    const ready: DaemonMessage = { type: 'netplex:daemon-ready', pid: process.pid };
+    process.send(ready);
     process.disconnect();
   }
 
@@ -128,7 +131,8 @@ function fail(err: unknown): Promise<never> {
   process.stderr.write(`netplex: ${message}\n`);
   if (process.env[daemonEnv] === '1' && process.send) {
     // The command that started this daemon prints the reason to the user.
-    process.send({ type: 'netplex:daemon-failed', message, code }, () => process.exit(code));
+    const failed: DaemonMessage = { type: 'netplex:daemon-failed', message, code };
+    process.send(failed, () => process.exit(code));
     return new Promise<never>(() => {});
   }
   process.exit(code);
@@ -150,10 +154,10 @@ async function daemonize(logFile: string | undefined): Promise<never> {
   });
   const outcome = await new Promise<{ ok: boolean; pid?: number; code?: number | null; message?: string }>(
     (resolve) => {
-      child.on('message', (m: { type?: string; pid?: number; message?: string; code?: number }) => {
-        if (m?.type === 'netplex:daemon-ready') resolve({ ok: true, pid: m.pid ?? child.pid ?? 0 });
-        if (m?.type === 'netplex:daemon-failed')
-          resolve({ ok: false, code: m.code ?? 1, message: m.message ?? '' });
+      child.on('message', (m: unknown) => {
+        if (!isDaemonMessage(m)) return;
+        if (m.type === 'netplex:daemon-ready') resolve({ ok: true, pid: m.pid });
+        else resolve({ ok: false, code: m.code, message: m.message });
       });
       child.once('exit', (code) => resolve({ ok: false, code }));
     },

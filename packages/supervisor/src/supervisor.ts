@@ -12,21 +12,23 @@ import {
   type AnyMultiplexServer,
   type BindTarget,
   createLogger,
-  isNetplexMessage,
-  type ListenAddress,
   loadConfig,
   type MigrationCounts,
   type MultiplexServer,
   type NetplexLogger,
   type OptionsShape,
-  type PeerBroadcastMessage,
   pairPortSpecs,
   removeStaleUnixSocket,
   resolveBindTargets,
   type ServerConfig,
   serverOptions,
-  type WorkerMessage,
 } from '@netplex/core';
+import {
+  isNetplexMessage,
+  type ListenAddress,
+  type PeerBroadcastMessage,
+  type WorkerMessage,
+} from '@netplex/core/internal';
 import { SupervisorError } from './errors.js';
 import { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';

@@ -7,7 +7,8 @@
  *   node [loader flags] worker-main.js            (a spare: waits for netplex:load)
  */
 import { pathToFileURL } from 'node:url';
-import { entryKey, formatUserError, type SupervisorMessage, type WorkerMessage } from '@netplex/core';
+import { formatUserError } from '@netplex/core';
+import { entryKey, isSupervisorMessage, type WorkerMessage } from '@netplex/core/internal';
 
 /**
  * A spare worker is started with no entry: it loads Node, the loader and netplex's runtime ahead of
@@ -16,8 +17,8 @@ import { entryKey, formatUserError, type SupervisorMessage, type WorkerMessage }
 function waitForLoad(): Promise<{ entry: string; options: string[] }> {
   return new Promise((resolve) => {
     const onMessage = (msg: unknown) => {
-      const m = msg as SupervisorMessage;
-      if (m?.type !== 'netplex:load') return;
+      if (!isSupervisorMessage(msg) || msg.type !== 'netplex:load') return;
+      const m = msg;
       process.off('message', onMessage);
       process.off('disconnect', onDisconnect);
       resolve({ entry: m.entry, options: m.argv });

@@ -3,16 +3,19 @@
  * a time (each acknowledged), wait for ready, and retire, stop or kill it.
  */
 import type { ChildProcess } from 'node:child_process';
+import { type BindTarget, HookTimeoutError } from '@netplex/core';
 import {
-  type BindTarget,
-  HookTimeoutError,
-  isNetplexMessage,
+  Channel,
+  type Handlers,
+  isWorkerMessage,
   type ListenAddress,
+  type MessageOf,
+  protocolVersion,
   type SupervisorMessage,
   type WorkerMessage,
   type WorkerStatus,
   workerEnv,
-} from '@netplex/core';
+} from '@netplex/core/internal';
 import { SupervisorError, WorkerStartError } from './errors.js';
 import { forkWorker } from './fork-worker.js';
 import type { ListenHandle } from './handles.js';
@@ -74,9 +77,11 @@ export class WorkerProcess {
   /** exited resolves once the process is gone. */
   readonly exited: Promise<WorkerExit>;
 
-  #seq = 0;
-  readonly #pending = new Map<number, (msg: WorkerMessage) => void>();
-  readonly #hello: Promise<void>;
+  /** The IPC channel to the worker: sends, requests and their answers, one handler per message. */
+  readonly #channel: Channel<SupervisorMessage, WorkerMessage>;
+  /** Resolves with the protocol version the worker's netplex speaks, once it says hello. */
+  readonly #hello: Promise<number | undefined>;
+  #onHello: ((protocol: number | undefined) => void) | undefined;
   #onReady: ((addresses: ListenAddress[]) => void) | undefined;
 
   constructor(opts: ForkOptions) {
@@ -119,70 +124,60 @@ export class WorkerProcess {
       });
     });
     this.#hello = new Promise((resolve) => {
-      const onHello = (msg: unknown) => {
-        if (isNetplexMessage(msg) && msg.type === 'netplex:hello') {
-          this.child.off('message', onHello);
-          resolve();
-        }
-      };
-      this.child.on('message', onHello);
+      this.#onHello = resolve;
     });
-    this.child.on('message', (msg: unknown) => this.#onMessage(msg));
+    this.#channel = new Channel(this.child, {
+      gone: () => new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} is gone`),
+    });
+    this.#channel.listen(isWorkerMessage, this.#handlers());
+    void this.exited.then(() => this.#channel.close());
   }
 
-  #onMessage(msg: unknown): void {
-    if (!isNetplexMessage(msg)) return;
-    const m = msg as WorkerMessage;
-    switch (m.type) {
-      case 'netplex:ack':
-      case 'netplex:status': {
-        const resolve = this.#pending.get(m.ack);
-        this.#pending.delete(m.ack);
-        resolve?.(m);
-        return;
-      }
-      case 'netplex:ready':
+  /** handlers is what the worker's own messages do; the migration and broadcast relays listen too. */
+  #handlers(): Handlers<WorkerMessage> {
+    const answer = (m: { ack: number } & WorkerMessage) => void this.#channel.answer(m.ack, m);
+    // The supervisor relays these between workers (supervisor.ts listens for them): nothing here.
+    const relayed = () => {};
+    return {
+      'netplex:hello': (m) => {
+        // A netplex from before the protocol had a version says none.
+        this.#onHello?.(typeof m.protocol === 'number' ? m.protocol : undefined);
+        this.#onHello = undefined;
+      },
+      'netplex:ack': answer,
+      'netplex:status': answer,
+      'netplex:ready': (m) => {
         this.state = 'ready';
         this.#onReady?.(m.addresses);
-        return;
-      case 'netplex:endloop':
+      },
+      'netplex:endloop': () => {
         this.endloop = true;
-        return;
-      case 'netplex:hook':
+      },
+      'netplex:hook': (m) => {
         this.startingHook = m.hook ?? undefined;
-        return;
-      case 'netplex:fatal':
+      },
+      'netplex:fatal': (m) => {
         this.fatal = { message: m.message, code: m.code };
-        return;
-      default:
-        return;
-    }
+      },
+      'netplex:server-state': relayed,
+      'netplex:conn': relayed,
+      'netplex:released': relayed,
+      'netplex:conn-ack': relayed,
+      'netplex:migrated': relayed,
+      'netplex:broadcast': relayed,
+    };
   }
 
   /** send sends one message, with a handle when given; it rejects once the worker is gone. */
   send(msg: SupervisorMessage, handle?: unknown): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (!this.child.connected) {
-        reject(new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} is gone`));
-        return;
-      }
-      this.child.send(msg, handle as never, (err) => (err ? reject(err) : resolve()));
-    });
+    return this.#channel.send(msg, handle);
   }
 
   #request<T extends WorkerMessage>(
     make: (seq: number) => SupervisorMessage,
     handle?: ListenHandle,
   ): Promise<T> {
-    const seq = ++this.#seq;
-    const reply = new Promise<T>((resolve, reject) => {
-      this.#pending.set(seq, resolve as (m: WorkerMessage) => void);
-      void this.exited.then(() => {
-        if (this.#pending.delete(seq))
-          reject(new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} exited`));
-      });
-    });
-    return this.send(make(seq), handle).then(() => reply);
+    return this.#channel.request<T>(make, handle);
   }
 
   /**
@@ -227,7 +222,15 @@ export class WorkerProcess {
       this.#onReady = resolve;
     });
     const handOver = async () => {
-      await this.#hello;
+      const protocol = await this.#hello;
+      if (protocol !== protocolVersion) {
+        // Its netplex is not this supervisor's (upgraded on disk since the supervisor started).
+        this.kill();
+        throw new WorkerStartError(
+          'SUP_ERR_PROTOCOL',
+          `worker ${this.pid} runs a netplex that speaks IPC protocol ${protocol ?? '1 or older'}, and this supervisor speaks ${protocolVersion}: netplex was upgraded while the supervisor ran; stop and start it (netplex stop, then netplex run) to run the new version`,
+        );
+      }
       await this.send({
         type: 'netplex:start',
         targets,
@@ -275,7 +278,7 @@ export class WorkerProcess {
     });
     try {
       const reply = await Promise.race([
-        this.#request<Extract<WorkerMessage, { type: 'netplex:status' }>>((seq) => ({
+        this.#request<MessageOf<WorkerMessage, 'netplex:status'>>((seq) => ({
           type: 'netplex:status',
           seq,
         })),

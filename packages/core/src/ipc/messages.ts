@@ -1,12 +1,24 @@
 /**
- * ipc — every message between the supervisor and its worker, as one discriminated union.
+ * ipc/messages — every message between netplex's processes, as discriminated unions: the
+ * supervisor's to a worker, a worker's to the supervisor, and a daemonized supervisor's to the
+ * command that started it.
  *
- * Both sides import this file. Types carry the `netplex:` prefix, reserved for this traffic, so that
- * a user's own `process.send()` messages are never taken for ours (and ours are dropped by
- * `isNetplexMessage` checks on their side).
+ * Both packages import this file (through `@netplex/core/internal`). Types carry the `netplex:`
+ * prefix, reserved for this traffic, so that a user's own `process.send()` messages are never taken
+ * for ours (and ours are dropped by `isNetplexMessage` checks on their side). The lists of each
+ * direction's types below are checked against the unions, so that a message added to one is added
+ * to the other.
  */
-import type { ConnectionEnd } from './client.js';
-import type { BindTarget } from './port-spec.js';
+import type { ConnectionEnd } from '../client.js';
+import type { BindTarget } from '../port-spec.js';
+
+/**
+ * protocolVersion is the version of these messages. A worker says it in `netplex:hello`; a
+ * supervisor that speaks another one (a reload after netplex was upgraded on disk while the
+ * supervisor kept running the old code) fails that start with a clear message. Raise it whenever a
+ * message changes in a way the other side would misread.
+ */
+export const protocolVersion = 2;
 
 /** ListenAddress is a bound address as reported to the supervisor. */
 export type ListenAddress =
@@ -83,8 +95,8 @@ export interface WorkerStatus {
 
 /** WorkerMessage is what a worker sends the supervisor. */
 export type WorkerMessage =
-  /** The entry loaded and reached run(); waiting for `netplex:start`. */
-  | { type: 'netplex:hello' }
+  /** The entry loaded and reached run(); waiting for `netplex:start`. `protocol`: see protocolVersion. */
+  | { type: 'netplex:hello'; protocol: number }
   | { type: 'netplex:ack'; ack: number }
   /** While starting: a server-wide hook began (its name) or ended (null). */
   | { type: 'netplex:hook'; hook: string | null }
@@ -158,8 +170,71 @@ export interface FrozenConnection {
   state: unknown;
 }
 
+/**
+ * DaemonMessage is what a daemonized supervisor (background or setsid) sends the command that
+ * started it, once: it serves, or it could not start (the command prints `message` and exits `code`).
+ */
+export type DaemonMessage =
+  | { type: 'netplex:daemon-ready'; pid: number }
+  | { type: 'netplex:daemon-failed'; message: string; code: number };
+
 /** NetplexMessage is any message of the protocol. */
-export type NetplexMessage = SupervisorMessage | WorkerMessage;
+export type NetplexMessage = SupervisorMessage | WorkerMessage | DaemonMessage;
+
+/** MessageOf picks the message of a union with type `T`. */
+export type MessageOf<M extends { type: string }, T extends M['type']> = Extract<M, { type: T }>;
+
+/**
+ * typeList makes the list of a union's types, which must name each type exactly once: a type left
+ * out or misspelled does not compile (the object's keys are the list).
+ */
+function typeList<M extends { type: string }>(keys: { [K in M['type']]: true }): ReadonlySet<M['type']> {
+  return new Set(Object.keys(keys) as Array<M['type']>);
+}
+
+/** supervisorMessageTypes lists the types a supervisor sends a worker. */
+export const supervisorMessageTypes = typeList<SupervisorMessage>({
+  'netplex:start': true,
+  'netplex:handle': true,
+  'netplex:retire': true,
+  'netplex:stop': true,
+  'netplex:quit': true,
+  'netplex:status': true,
+  'netplex:reopen-logs': true,
+  'netplex:load': true,
+  'netplex:migrate': true,
+  'netplex:server-state': true,
+  'netplex:conn': true,
+  'netplex:released': true,
+  'netplex:migration-end': true,
+  'netplex:broadcast': true,
+  'netplex:peers': true,
+  'netplex:conn-ack': true,
+  'netplex:resume': true,
+});
+
+/** workerMessageTypes lists the types a worker sends the supervisor. */
+export const workerMessageTypes = typeList<WorkerMessage>({
+  'netplex:hello': true,
+  'netplex:ack': true,
+  'netplex:hook': true,
+  'netplex:ready': true,
+  'netplex:status': true,
+  'netplex:endloop': true,
+  'netplex:fatal': true,
+  'netplex:server-state': true,
+  'netplex:conn': true,
+  'netplex:released': true,
+  'netplex:conn-ack': true,
+  'netplex:migrated': true,
+  'netplex:broadcast': true,
+});
+
+/** daemonMessageTypes lists the types a daemonized supervisor sends the command that started it. */
+export const daemonMessageTypes = typeList<DaemonMessage>({
+  'netplex:daemon-ready': true,
+  'netplex:daemon-failed': true,
+});
 
 /** isNetplexMessage tells our traffic from a user's own IPC messages. */
 export function isNetplexMessage(value: unknown): value is NetplexMessage {
@@ -171,5 +246,17 @@ export function isNetplexMessage(value: unknown): value is NetplexMessage {
   );
 }
 
-/** workerEnv names the environment variable that marks a process as a netplex worker. */
-export const workerEnv = 'NETPLEX_WORKER';
+/** isSupervisorMessage tells a message a supervisor sends a worker (by its type only). */
+export function isSupervisorMessage(value: unknown): value is SupervisorMessage {
+  return isNetplexMessage(value) && supervisorMessageTypes.has(value.type as SupervisorMessage['type']);
+}
+
+/** isWorkerMessage tells a message a worker sends the supervisor (by its type only). */
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return isNetplexMessage(value) && workerMessageTypes.has(value.type as WorkerMessage['type']);
+}
+
+/** isDaemonMessage tells a message a daemonized supervisor sends the command that started it. */
+export function isDaemonMessage(value: unknown): value is DaemonMessage {
+  return isNetplexMessage(value) && daemonMessageTypes.has(value.type as DaemonMessage['type']);
+}

@@ -1,0 +1,13 @@
+/**
+ * @netplex/core/internal — what the supervisor and the worker runtime share and a server author
+ * does not use: the IPC messages and channel, the process-wide names, the worker runtime and the
+ * host interface it drives a server through. It may change with any release (the IPC protocol has
+ * its own version, see protocolVersion).
+ */
+export * from './ipc/channel.js';
+export * from './ipc/globals.js';
+export * from './ipc/messages.js';
+export * from './ipc/worker.js';
+export type { WorkerHost } from './ipc/worker-host.js';
+export type { MigrationChannel, MigrationCounts, PeerBroadcast } from './migration/types.js';
+export { findSupervisor, type Supervise } from './supervise.js';

@@ -1,0 +1,31 @@
+/**
+ * migration/types — what a migration exchanges with the rest of netplex: the channel a worker being
+ * replaced hands its connections through, the counts it reports, and the relay of broadcasts to the
+ * other worker with clients.
+ */
+import type { ConnectionEnd } from '../client.js';
+import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
+
+/** MigrationCounts says how a migration went, for logs and status. */
+export interface MigrationCounts {
+  migrated: number;
+  drained: number;
+  failed: number;
+  ms: number;
+}
+
+/** MigrationChannel is how migrateOut() hands the server state and each connection to the new worker. */
+export interface MigrationChannel {
+  state(data: FrozenServer): Promise<void>;
+  /** Sends one connection with its socket handle; resolves true once the new worker has it. */
+  conn(frozen: FrozenConnection, handle: unknown): Promise<boolean>;
+  /**
+   * Says that connection `id`, which the new worker has taken, is let go here, with the output
+   * written to it while it was on its way (possibly empty): the new worker sends that before its own.
+   * `end` is a shutdown, close or destroy asked for here meanwhile, which the new worker carries out.
+   */
+  released(id: number, output: Buffer, end: ConnectionEnd | undefined): void;
+}
+
+/** PeerBroadcast sends a broadcast on to the other workers with clients (see setPeerBroadcast). */
+export type PeerBroadcast = (data: Buffer, skip: number[]) => void;
