@@ -1,9 +1,15 @@
 /**
- * hooks — the names of every hook, in the order the seed's flows run them.
+ * hooks — the names of every hook, in the order the seed's flows run them, and their signatures.
  *
- * One list drives the types, the README table and the runner. The Perl name is kept next to each
- * so that a Net::Server user finds their hook.
+ * One list drives the types, the README table and the start flow (server/start-flow.ts runs the
+ * start-up hooks as steps in this order, which its test checks); the interfaces below are the
+ * signatures MultiplexServer implements, and the parts of netplex call hooks only through them.
+ * The Perl name is kept next to each so that a Net::Server user finds their hook.
  */
+import type { Client } from './connection/client.js';
+import type { InputBuffer } from './connection/input.js';
+import type { Listener } from './listeners.js';
+import type { Mux } from './mux.js';
 
 /** processHooks are the server-wide hooks, in the order of Net::Server's PROCESS FLOW. */
 export const processHooks = [
@@ -60,3 +66,49 @@ export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === 'function'
   );
 }
+
+/** MaybePromise is what a hook returns: a value, or a promise of it. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** ProcessHookMethods are the server-wide hooks' signatures (see processHooks). */
+export interface ProcessHookMethods {
+  configureHook(): MaybePromise<void>;
+  postConfigureHook(): MaybePromise<void>;
+  restartOpenHook(): MaybePromise<void>;
+  postBindHook(): MaybePromise<void>;
+  preLoopHook(): MaybePromise<void>;
+  preServerCloseHook(): MaybePromise<void>;
+  postChildCleanupHook(): MaybePromise<void>;
+  restartCloseHook(): MaybePromise<void>;
+  fatalHook(error: Error): MaybePromise<void>;
+  runDequeue(): MaybePromise<void>;
+  serverFreeze(): MaybePromise<unknown>;
+  serverThaw(data: unknown): MaybePromise<void>;
+}
+
+/** ClientHookMethods are the per-connection hooks' signatures (see clientHooks). */
+export interface ClientHookMethods<S> {
+  postAcceptHook(client: Client<S>): MaybePromise<void>;
+  allowDenyHook(client: Client<S>): MaybePromise<boolean>;
+  requestDeniedHook(client: Client<S>): MaybePromise<void>;
+  muxConnection(mux: Mux<S>, client: Client<S>): MaybePromise<void>;
+  muxInput(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
+  muxTimeout(mux: Mux<S>, target: Client<S> | Listener): MaybePromise<void>;
+  muxEof(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
+  postProcessRequestHook(client: Client<S>): MaybePromise<void>;
+  muxClose(mux: Mux<S>, client: Client<S>): MaybePromise<void>;
+  muxFreeze(mux: Mux<S>, client: Client<S>): MaybePromise<unknown>;
+  muxThaw(mux: Mux<S>, client: Client<S>, state: unknown): MaybePromise<void>;
+}
+
+/** HookMethods are every hook's signature: what the parts of netplex call a server through. */
+export type HookMethods<S> = ProcessHookMethods & ClientHookMethods<S>;
+
+// The lists above and the interfaces name the same hooks: a hook added to one and not the other
+// does not compile.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const listsMatchInterfaces: [
+  Same<ProcessHookName, keyof ProcessHookMethods>,
+  Same<ClientHookName, keyof ClientHookMethods<unknown>>,
+] = [true, true];
+void listsMatchInterfaces;

@@ -5,21 +5,27 @@
  */
 export * from './access.js';
 export * from './argv.js';
-export { Client, type ClientInfo, type ClientPhase, type ConnectionEnd, type Transport } from './client.js';
 export * from './conf-file.js';
 export * from './config.js';
+export {
+  Client,
+  type ClientInfo,
+  type ClientPhase,
+  type ConnectionEnd,
+  type Transport,
+} from './connection/client.js';
+export * from './connection/input.js';
 export * from './error-format.js';
 export * from './errors.js';
 export * from './help.js';
 export * from './hooks.js';
-export * from './input.js';
 export * from './listeners.js';
 export * from './logger.js';
 export * from './main.js';
 export type { MigrationCounts } from './migration/types.js';
-export * from './multiplex-server.js';
 export * from './mux.js';
 export * from './options.js';
 export * from './port-spec.js';
+export * from './server/multiplex-server.js';
 export type { ConstructorArgs, ServerState, StartOptions } from './server/types.js';
 export * from './suggest.js';

@@ -2,7 +2,7 @@
  * mux — the IO::Multiplex object the mux callbacks receive: the connected clients, writes, shutdown,
  * close, timeouts and endloop.
  */
-import type { Client } from './client.js';
+import type { Client } from './connection/client.js';
 import type { Listener } from './listeners.js';
 
 /** MuxTarget is what a timeout can be set on: a client or a listen socket, as in IO::Multiplex. */

@@ -9,7 +9,7 @@
  * direction's types below are checked against the unions, so that a message added to one is added
  * to the other.
  */
-import type { ConnectionEnd } from '../client.js';
+import type { ConnectionEnd } from '../connection/client.js';
 import type { BindTarget } from '../port-spec.js';
 
 /**

@@ -3,9 +3,10 @@
  * gives the runtime this object instead of itself, so that the runtime knows the server only through
  * it (and core has no import circle), and a server author's autocomplete shows none of it.
  */
-import type { ConnectionEnd } from '../client.js';
+import type { ConnectionEnd } from '../connection/client.js';
 import type { ProcessHookName } from '../hooks.js';
 import type { ListenerAddress } from '../listeners.js';
+import type { MoveObserver } from '../migration/move-state.js';
 import type { MigrationChannel, MigrationCounts, PeerBroadcast } from '../migration/types.js';
 import type { StartOptions } from '../server/types.js';
 import type { FrozenConnection, FrozenServer, WorkerStatus } from './messages.js';
@@ -31,7 +32,7 @@ export interface WorkerHost {
   /** Stops accepting, runs restartCloseHook unless `restart` is false, drains up to `drainMs`, closes. */
   retire(drainMs: number, restart: boolean): Promise<void>;
   /** The old worker's side of a migration (see migration/migrate-out.ts). */
-  migrateOut(channel: MigrationChannel): Promise<MigrationCounts>;
+  migrateOut(channel: MigrationChannel, observe?: MoveObserver): Promise<MigrationCounts>;
   /** After a migration the new worker could not finish: accept again on these handles. */
   resumeAccepting(handles: ReadonlyMap<string, unknown>): Promise<void>;
   /** The new worker's side (see migration/adopt.ts). */

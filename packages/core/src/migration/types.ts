@@ -3,7 +3,7 @@
  * replaced hands its connections through, the counts it reports, and the relay of broadcasts to the
  * other worker with clients.
  */
-import type { ConnectionEnd } from '../client.js';
+import type { ConnectionEnd } from '../connection/client.js';
 import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
 
 /** MigrationCounts says how a migration went, for logs and status. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputBuffer } from '../../src/input.js';
+import { InputBuffer } from '../../src/connection/input.js';
 
 function buf(...chunks: Array<string | Buffer>): InputBuffer {
   const b = new InputBuffer();

@@ -7,6 +7,9 @@
  */
 import type { Logger } from 'pino';
 import { InputBuffer } from './input.js';
+import { type ConnectionEnd, NOTHING, OutputHold } from './output-hold.js';
+
+export type { ConnectionEnd } from './output-hold.js';
 
 /** Transport is what a Client writes to: a TCP or unix stream, or a UDP peer. */
 export interface Transport {
@@ -35,17 +38,35 @@ export interface ClientInfo {
   connectedAt?: Date;
 }
 
-/** What takeHeldOutput returns when nothing was held (never written to). */
-const NOTHING = Buffer.alloc(0);
-
-/**
- * ConnectionEnd is how a connection was ended while it was on its way to another worker: the worker
- * that serves it next does it, after the output written to it before.
- */
-export type ConnectionEnd = 'shutdown' | 'close' | 'destroy';
-
 /** ClientPhase is where a connection is in the client flow. */
 export type ClientPhase = 'accepting' | 'connected' | 'eof' | 'migrating' | 'closing' | 'closed';
+
+/**
+ * ClientControl is what netplex's own parts do to a client and user code cannot: set its phase, and
+ * hold and release its output while it moves between workers. It is not exported from the package.
+ */
+export interface ClientControl {
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  setPhase(client: Client<any>, phase: ClientPhase): void;
+  /** holdOutput keeps what is written here until releaseOutput (a connection that migrated in). */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  holdOutput(client: Client<any>): void;
+  /** releaseOutput: see Client's #releaseOutput. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  releaseOutput(client: Client<any>, first: Buffer, end?: ConnectionEnd): void;
+  /** endedWhileMoving is how the connection was ended while on its way, if it was. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  endedWhileMoving(client: Client<any>): ConnectionEnd | undefined;
+  /** takeEndWhileMoving returns (and forgets) that, for the worker that serves it next. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  takeEndWhileMoving(client: Client<any>): ConnectionEnd | undefined;
+  /** takeHeldOutput returns (and forgets) what was written while the connection was moving. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  takeHeldOutput(client: Client<any>): Buffer;
+}
+
+/** clientControl is set once, by Client's static block, which alone can reach a client's private fields. */
+export let clientControl: ClientControl;
 
 /** Client is one connection (or, for UDP, one datagram's sender) and the server's state for it. */
 export class Client<S = Record<string, unknown>> {
@@ -73,8 +94,7 @@ export class Client<S = Record<string, unknown>> {
   readonly input = new InputBuffer();
   readonly #rootLog: Logger;
   #log: Logger | undefined;
-  /** phase is where the connection is in its life. */
-  phase: ClientPhase = 'accepting';
+  #phase: ClientPhase = 'accepting';
 
   readonly #transport: Transport;
   readonly #onWrite: (client: Client<S>) => void;
@@ -109,84 +129,94 @@ export class Client<S = Record<string, unknown>> {
    */
   movable = true;
 
-  /** Output written while the connection is being moved: the new worker sends it first. */
-  #held: Buffer[] | undefined;
-  /**
-   * In the new worker, until the old one has let the connection go: output written here waits, so
-   * that what the old worker wrote to it meanwhile is sent first. Holds what close/shutdown waits too.
-   */
-  #holding: { after?: 'close' | 'shutdown' } | undefined;
-  /** shutdown, close or destroy asked for while the connection was on its way (phase migrating). */
-  #endWhileMoving: ConnectionEnd | undefined;
+  /** While the connection moves between workers: its held output and pending end (see OutputHold). */
+  #hold: OutputHold | undefined;
+
+  /** phase is where the connection is in its life. */
+  get phase(): ClientPhase {
+    return this.#phase;
+  }
 
   /** open is true until the connection starts closing; writes after that are dropped. */
   get open(): boolean {
-    switch (this.phase) {
+    switch (this.#phase) {
       case 'accepting':
       case 'connected':
       case 'eof':
         return true;
-      case 'migrating':
-        return this.#endWhileMoving === undefined || this.#endWhileMoving === 'shutdown';
+      case 'migrating': {
+        const end = this.#hold?.endWhileMoving;
+        return end === undefined || end === 'shutdown';
+      }
       default:
         return false;
     }
   }
 
-  /** @internal holdOutput keeps what is written here until releaseOutput (a migrated connection). */
-  holdOutput(): void {
-    this.#holding = {};
+  static {
+    clientControl = {
+      setPhase: (client, phase) => {
+        client.#phase = phase;
+      },
+      holdOutput: (client) => {
+        client.#holdOf().waiting = {};
+      },
+      releaseOutput: (client, first, end) => client.#releaseOutput(first, end),
+      endedWhileMoving: (client) => client.#hold?.endWhileMoving,
+      takeEndWhileMoving: (client) => {
+        const end = client.#hold?.takeEnd();
+        client.#dropIdleHold();
+        return end;
+      },
+      takeHeldOutput: (client) => {
+        const out = client.#hold?.takeHeld() ?? NOTHING;
+        client.#dropIdleHold();
+        return out;
+      },
+    };
+  }
+
+  #holdOf(): OutputHold {
+    this.#hold ??= new OutputHold();
+    return this.#hold;
+  }
+
+  #dropIdleHold(): void {
+    if (this.#hold?.idle) this.#hold = undefined;
   }
 
   /**
-   * @internal releaseOutput sends `first` (what the old worker wrote to this connection while it was
-   * on its way), then what was written here meanwhile, then a close or shutdown asked for meanwhile.
+   * releaseOutput sends `first` (what the old worker wrote to this connection while it was on its
+   * way), then what was written here meanwhile, then a close or shutdown asked for meanwhile.
    * `end` is how the old worker ended the connection after `first`, if it did: what was written here
    * came after that, so it is dropped, as a write after close is.
    */
-  releaseOutput(first: Buffer, end?: ConnectionEnd): void {
-    const holding = this.#holding;
-    if (!holding) return;
-    this.#holding = undefined;
-    if (this.phase === 'closed') return;
+  #releaseOutput(first: Buffer, end: ConnectionEnd | undefined): void {
+    const hold = this.#hold;
+    const waiting = hold?.waiting;
+    if (!hold || !waiting) return;
+    hold.waiting = undefined;
+    if (this.#phase === 'closed') {
+      this.#dropIdleHold();
+      return;
+    }
     if (end === 'destroy') {
       this.destroy();
       return;
     }
-    const held = end ? NOTHING : this.takeHeldOutput();
-    this.#held = undefined;
+    const held = end ? NOTHING : hold.takeHeld();
+    hold.held = undefined;
+    this.#dropIdleHold();
     if (first.length > 0) this.#transport.write(first);
     if (held.length > 0) this.#transport.write(held);
     if (first.length > 0 || held.length > 0) this.#onWrite(this);
-    if (end === 'close' || holding.after === 'close') {
-      if (this.open) this.phase = 'closing';
+    if (end === 'close' || waiting.after === 'close') {
+      if (this.open) this.#phase = 'closing';
       this.#transport.close();
-    } else if (end === 'shutdown' || holding.after === 'shutdown') {
+    } else if (end === 'shutdown' || waiting.after === 'shutdown') {
       this.#transport.end();
       this.movable = false;
     }
-  }
-
-  /** @internal endedWhileMoving is how the connection was ended while on its way, if it was. */
-  get endedWhileMoving(): ConnectionEnd | undefined {
-    return this.#endWhileMoving;
-  }
-
-  /**
-   * @internal takeEndWhileMoving returns (and forgets) how the connection was ended while it was on
-   * its way, for the worker that serves it next.
-   */
-  takeEndWhileMoving(): ConnectionEnd | undefined {
-    const end = this.#endWhileMoving;
-    this.#endWhileMoving = undefined;
-    return end;
-  }
-
-  /** @internal takeHeldOutput returns (and forgets) what was written while the connection was moving. */
-  takeHeldOutput(): Buffer {
-    const out = this.#held ? Buffer.concat(this.#held) : NOTHING;
-    this.#held = undefined;
-    return out;
   }
 
   /** outputLength is the number of bytes written to this client and not yet sent. */
@@ -200,13 +230,13 @@ export class Client<S = Record<string, unknown>> {
     const buf =
       typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (buf.length === 0) return true;
-    if (this.phase === 'migrating' || this.#holding) {
+    if (this.#phase === 'migrating' || this.#hold?.waiting) {
+      const hold = this.#holdOf();
       // Written after a shutdown asked for while on its way: the write side is closed by then.
-      if (this.#endWhileMoving !== undefined) return false;
+      if (hold.endWhileMoving !== undefined) return false;
       // The socket is on its way to the new worker, or has just come from the old one: keep the
       // bytes in order for the worker that sends them.
-      this.#held ??= [];
-      this.#held.push(buf);
+      hold.push(buf);
       return true;
     }
     this.#transport.write(buf);
@@ -222,41 +252,46 @@ export class Client<S = Record<string, unknown>> {
 
   /** shutdown closes the write side once queued output is sent; the client may go on sending. */
   shutdown(): void {
-    if (this.phase === 'accepting' || this.phase === 'connected' || this.phase === 'eof') {
-      if (this.#holding) this.#holding.after ??= 'shutdown';
+    const phase = this.#phase;
+    if (phase === 'accepting' || phase === 'connected' || phase === 'eof') {
+      const waiting = this.#hold?.waiting;
+      if (waiting) waiting.after ??= 'shutdown';
       else this.#transport.end();
       // Its write side is closed: it finishes where it is rather than moving on a reload.
       this.movable = false;
-    } else if (this.phase === 'migrating') {
+    } else if (phase === 'migrating') {
       // On its way: the worker that serves it next shuts it down, after the output written before.
-      this.#endWhileMoving ??= 'shutdown';
+      this.#holdOf().endWhileMoving ??= 'shutdown';
     }
   }
 
   /** close sends what is queued, then closes the connection (IO::Multiplex's close). */
   close(): void {
     if (!this.open) return;
-    if (this.phase === 'migrating') {
+    if (this.#phase === 'migrating') {
       // On its way: the worker that serves it next closes it, after the output written before.
-      this.#endWhileMoving = 'close';
+      this.#holdOf().endWhileMoving = 'close';
       return;
     }
-    this.phase = 'closing';
-    if (this.#holding) this.#holding.after = 'close';
+    this.#phase = 'closing';
+    const waiting = this.#hold?.waiting;
+    if (waiting) waiting.after = 'close';
     else this.#transport.close();
   }
 
   /** destroy closes the connection at once, dropping queued output. */
   destroy(): void {
-    if (this.phase === 'closed') return;
-    if (this.phase === 'migrating') {
+    if (this.#phase === 'closed') return;
+    if (this.#phase === 'migrating') {
       // On its way: the worker that serves it next drops it.
-      this.#endWhileMoving = 'destroy';
-      this.#held = undefined;
+      const hold = this.#holdOf();
+      hold.endWhileMoving = 'destroy';
+      hold.held = undefined;
       return;
     }
-    this.phase = 'closing';
-    this.#holding = undefined;
+    this.#phase = 'closing';
+    if (this.#hold) this.#hold.waiting = undefined;
+    this.#dropIdleHold();
     this.#transport.destroy();
   }
 

@@ -1,0 +1,100 @@
+/**
+ * migration/adopt — the new worker's side of a migrating reload: it takes the old worker's
+ * server-level state (and numbers the connections that waited for its counter), serves each
+ * connection that comes with its socket, and holds its own output to such a connection until the
+ * old worker has let it go, so that what the old worker wrote to it meanwhile is sent first.
+ */
+import net from 'node:net';
+import { type ConnectionEnd, clientControl } from '../connection/client.js';
+import type { ClientFlow } from '../connection/client-flow.js';
+import { HookError } from '../errors.js';
+import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
+import type { ServerContext } from '../server/context.js';
+
+/** thawServer takes the old worker's server-level state and numbers the waiting connections. */
+export async function thawServer<S>(
+  ctx: ServerContext<S>,
+  flow: ClientFlow<S>,
+  data: FrozenServer | null,
+): Promise<void> {
+  if (data) {
+    ctx.server.requests = Math.max(ctx.server.requests, data.requests);
+    try {
+      await ctx.server.serverThaw(data.custom);
+    } catch (err) {
+      ctx.logHookError(new HookError('serverThaw', err));
+    }
+  }
+  ctx.awaitingCounter = false;
+  if (ctx.state === 'running') flow.unpark();
+}
+
+/** adoptConnection serves a connection that migrated from the old worker. */
+export function adoptConnection<S>(
+  ctx: ServerContext<S>,
+  flow: ClientFlow<S>,
+  frozen: FrozenConnection,
+  handle: unknown,
+): void {
+  const socket = new net.Socket({
+    handle,
+    readable: true,
+    writable: true,
+    allowHalfOpen: true,
+  } as net.SocketConstructorOpts);
+  const session = flow.createSession(socket, {
+    id: frozen.id,
+    proto: frozen.proto,
+    peeraddr: frozen.peeraddr,
+    peerport: frozen.peerport,
+    sockaddr: frozen.sockaddr,
+    sockport: frozen.sockport,
+    listener: frozen.listener,
+    connectedAt: new Date(frozen.connectedAt),
+  });
+  const { client } = session;
+  client.peerhost = frozen.peerhost;
+  client.accepted = true;
+  clientControl.setPhase(client, 'connected');
+  // What the old worker writes to it until it lets it go comes first: output here waits till then.
+  clientControl.holdOutput(client);
+  ctx.clients.add(client);
+  ctx.adopted.set(client.id, client);
+  ctx.server.requests = Math.max(ctx.server.requests, frozen.id);
+  // What the old worker wrote while the socket was moving goes out before anything written here.
+  if (frozen.output !== undefined) socket.write(Buffer.from(frozen.output, 'base64'));
+  if (frozen.input !== undefined) client.input.append(Buffer.from(frozen.input, 'base64'));
+  if (frozen.timeoutMs !== undefined) ctx.timeouts.set(client, frozen.timeoutMs / 1000);
+  flow.enqueue(session, () => {
+    session.hook = 'muxThaw';
+    return ctx.server.muxThaw(ctx.mux, client, frozen.state);
+  });
+  if (client.input.length > 0) {
+    session.inputQueued = true;
+    session.queue.push('input');
+  }
+}
+
+/**
+ * releaseAdopted: the old worker has let connection `id` go, having written `output` to it while
+ * it was on its way. That goes out first, then what was written here meanwhile; if the old worker
+ * ended the connection (`end`), that comes instead of what was written here.
+ */
+export function releaseAdopted<S>(
+  ctx: ServerContext<S>,
+  id: number,
+  output: Buffer,
+  end?: ConnectionEnd,
+): void {
+  const client = ctx.adopted.get(id);
+  if (!client) return;
+  ctx.adopted.delete(id);
+  clientControl.releaseOutput(client, output, end);
+}
+
+/** endAdoption, once the migration is over, releases every connection still held. */
+export function endAdoption<S>(ctx: ServerContext<S>): void {
+  const held = [...ctx.adopted.values()];
+  ctx.adopted.clear();
+  for (const client of held) clientControl.releaseOutput(client, Buffer.alloc(0));
+}
