@@ -26,6 +26,6 @@ export type { MigrationCounts } from './migration/types.js';
 export * from './mux.js';
 export * from './options.js';
 export * from './port-spec.js';
-export * from './server/multiplex-server.js';
+export { type AnyMultiplexServer, MultiplexServer, type ServerOptionsOf } from './server/multiplex-server.js';
 export type { ConstructorArgs, ServerState, StartOptions } from './server/types.js';
 export * from './suggest.js';
