@@ -131,13 +131,10 @@ export class Channel<Out extends { type: string }, In extends { type: string }> 
    */
   request<R extends In>(make: (seq: number) => Out, handle?: unknown): Promise<R> {
     const { seq, answer } = this.#requests.open();
-    return this.send(make(seq), handle).then(
-      () => answer as Promise<R>,
-      (err: Error) => {
-        this.#requests.fail(seq, err);
-        return answer as Promise<R>;
-      },
-    );
+    // The answer itself, not a promise chained on the send: close() settles it even while the
+    // message is still being written, or waits in Node's queue behind a handle not yet acknowledged.
+    this.send(make(seq), handle).catch((err: Error) => this.#requests.fail(seq, err));
+    return answer as Promise<R>;
   }
 
   /** answer delivers the answer to request `ack`; false when no request waits for it. */
