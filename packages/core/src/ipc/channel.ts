@@ -194,7 +194,9 @@ export function everyTurn<T>(send: (items: T[]) => Promise<void>): Batch<T> {
     if (items.length > 0) {
       const batch = items;
       items = [];
-      last = send(batch).catch(() => {});
+      // After the batches before it too: a send may complete before an earlier one.
+      const sent = send(batch).catch(() => {});
+      last = last.then(() => sent);
     }
     return last;
   };
