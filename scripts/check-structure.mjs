@@ -14,8 +14,6 @@ const LINE_LIMIT = 500;
 const LONG_FILE_EXEMPT = new Set([
   // The port-spec grammar and its cases are one table.
   'packages/core/src/port-spec.ts',
-  // The supervisor's state machine, until its reload, relays and restarts are files of their own.
-  'packages/supervisor/src/supervisor.ts',
 ]);
 
 /** Words after which a `/` starts a regular expression rather than a division. */

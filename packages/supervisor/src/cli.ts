@@ -8,11 +8,13 @@ import { parseArgs } from 'node:util';
 import { formatBindTarget, formatHelp, isConfigurationError, serverOptions } from '@netplex/core';
 import { commandKey, entryKey, superviseKey } from '@netplex/core/internal';
 import { askControl, controlPathFor } from './control.js';
+import { STATUS_ANSWER_TIMEOUT_MS, STOP_POLL_MS } from './defaults.js';
 import { SupervisorError } from './errors.js';
 import { isTypeScript } from './fork-worker.js';
 import { readPidFile } from './pidfile.js';
+import type { ReloadResult } from './reload.js';
+import type { SupervisorStatus, WorkerInfo } from './status.js';
 import { prewarm, supervise } from './supervise.js';
-import type { ReloadResult, SupervisorStatus, WorkerInfo } from './supervisor.js';
 
 const USAGE = `Usage:
   netplex run ENTRY [options]        start ENTRY's server under the supervisor
@@ -154,7 +156,7 @@ async function stop(args: string[]): Promise<void> {
   // Wait until it is gone, so that a script can rely on the port being free afterwards.
   const deadline = Date.now() + seconds * 1000;
   while (readPidFile(pidFile).kind === 'live' && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, STOP_POLL_MS));
   }
   if (readPidFile(pidFile).kind === 'live') {
     const doing = values.graceful ? 'still serving its open connections' : 'still running';
@@ -168,7 +170,11 @@ async function stop(args: string[]): Promise<void> {
 
 async function status(args: string[]): Promise<void> {
   const { pidFile, values } = controlOptions(args, { json: { type: 'boolean' } });
-  const s = await askControl<SupervisorStatus>(controlPathFor(pidFile), { cmd: 'status' }, 10_000);
+  const s = await askControl<SupervisorStatus>(
+    controlPathFor(pidFile),
+    { cmd: 'status' },
+    STATUS_ANSWER_TIMEOUT_MS,
+  );
   if (values.json) {
     process.stdout.write(`${JSON.stringify(s)}\n`);
     return;

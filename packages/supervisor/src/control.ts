@@ -5,6 +5,7 @@
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { CONTROL_ANSWER_TIMEOUT_MS } from './defaults.js';
 import { SupervisorError } from './errors.js';
 
 /** ControlRequest is what a client asks. */
@@ -68,7 +69,11 @@ export async function serveControl(path: string, handler: ControlHandler): Promi
 }
 
 /** askControl sends one request to a supervisor's control socket and returns its answer. */
-export function askControl<T = unknown>(path: string, req: ControlRequest, timeoutMs = 60_000): Promise<T> {
+export function askControl<T = unknown>(
+  path: string,
+  req: ControlRequest,
+  timeoutMs = CONTROL_ANSWER_TIMEOUT_MS,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ path });
     let buf = '';

@@ -12,12 +12,10 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type AnyMultiplexServer, formatBindTarget } from '@netplex/core';
 import { watch } from 'chokidar';
+import { DEV_SETTLE_MS } from './defaults.js';
 import { createPrettifier, createPrettyStream } from './pretty.js';
 import { supervise } from './supervise.js';
 import type { Supervisor } from './supervisor.js';
-
-/** How long the watcher waits after a save for more saves before it reloads. */
-const SETTLE_MS = 50;
 
 /** devDefaults are netplex dev's defaults, below the server's own defaultValues(). */
 export const devDefaults = { drain_timeout: 2 };
@@ -56,7 +54,7 @@ export async function watchAndReload(sup: Supervisor, roots: string[]): Promise<
       changed.clear();
       sup.logger.log(3, `changed: ${files.join(', ')}`, { files });
       void sup.reload();
-    }, SETTLE_MS);
+    }, DEV_SETTLE_MS);
   };
   watcher.on('add', onChange).on('change', onChange).on('unlink', onChange);
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));

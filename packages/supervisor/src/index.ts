@@ -7,21 +7,24 @@ import { supervise } from './supervise.js';
 
 export { askControl, type ControlRequest, controlPathFor, serveControl } from './control.js';
 export { devDefaults, devSupervise, isIgnored, packageDirOf, watchAndReload } from './dev.js';
+export { realEnv, type SupervisorEnv } from './env.js';
 export { type SupervisorCode, SupervisorError, supervisorCodes } from './errors.js';
 export { forkWorker, isTypeScript, type WorkerForkOptions, workerExecArgv } from './fork-worker.js';
 export { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
+export {
+  describePhase,
+  type Phase,
+  type ReloadStep,
+  requests,
+  type SupervisorState,
+  stateOf,
+} from './phase.js';
 export { checkPidFile, isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.js';
 export { createPrettifier, createPrettyStream } from './pretty.js';
+export type { ReloadResult } from './reload.js';
+export type { SupervisorStatus, WorkerInfo, WorkerRole } from './status.js';
 export { prewarm, type SuperviseExtras, supervise } from './supervise.js';
-export {
-  type ReloadResult,
-  Supervisor,
-  type SupervisorOptions,
-  type SupervisorState,
-  type SupervisorStatus,
-  type WorkerInfo,
-  type WorkerRole,
-} from './supervisor.js';
+export { Supervisor, type SupervisorOptions } from './supervisor.js';
 export { type WorkerExit, WorkerProcess, type WorkerState } from './worker-process.js';
 
 // Loading the supervisor makes it the one a server's run() hands the process to.

@@ -16,9 +16,21 @@ import {
   type WorkerStatus,
   workerEnv,
 } from '@netplex/core/internal';
+import { STOP_KILL_AFTER_MS, WORKER_STATUS_TIMEOUT_MS } from './defaults.js';
+import { realEnv, type SupervisorEnv, type TimerHandle } from './env.js';
 import { SupervisorError, WorkerStartError } from './errors.js';
-import { forkWorker } from './fork-worker.js';
 import type { ListenHandle } from './handles.js';
+
+/** RelayedMessage is a message a worker sends for another worker: the supervisor passes it on. */
+export type RelayedMessage = MessageOf<
+  WorkerMessage,
+  | 'netplex:server-state'
+  | 'netplex:conn'
+  | 'netplex:released'
+  | 'netplex:conn-ack'
+  | 'netplex:migrated'
+  | 'netplex:broadcast'
+>;
 
 /** WorkerState is where a worker is in its life. */
 export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
@@ -54,6 +66,8 @@ export interface ForkOptions {
   onStderrLine?: ((line: string) => void) | undefined;
   /** A worker process already started (a spare the `netplex` command forked first thing). */
   child?: ChildProcess;
+  /** Processes, timers and the clock; the real ones by default. */
+  supervisorEnv?: SupervisorEnv | undefined;
 }
 
 /** WorkerProcess is one forked worker, as the supervisor sees it. */
@@ -73,7 +87,12 @@ export class WorkerProcess {
   /** startingHook names the server-wide hook the worker is in while starting, if any. */
   startingHook: string | undefined;
   /** When the worker was given its entry (a spare's life before that does not count). */
-  startedAt = Date.now();
+  startedAt: number;
+  /**
+   * onRelayed takes the messages this worker sends for another worker (a migration's, a
+   * broadcast), with the socket handle that came with one; the supervisor routes them.
+   */
+  onRelayed: ((message: RelayedMessage, handle: unknown) => void) | undefined;
   /** exited resolves once the process is gone. */
   readonly exited: Promise<WorkerExit>;
 
@@ -84,10 +103,14 @@ export class WorkerProcess {
   #onHello: ((protocol: number | undefined) => void) | undefined;
   #onReady: ((addresses: ListenAddress[]) => void) | undefined;
 
+  readonly #env: SupervisorEnv;
+
   constructor(opts: ForkOptions) {
+    this.#env = opts.supervisorEnv ?? realEnv;
+    this.startedAt = this.#env.now();
     this.child =
       opts.child ??
-      forkWorker({
+      this.#env.fork({
         entry: opts.entry,
         argv: opts.argv,
         execArgv: opts.execArgv,
@@ -136,8 +159,11 @@ export class WorkerProcess {
   /** handlers is what the worker's own messages do; the migration and broadcast relays listen too. */
   #handlers(): Handlers<WorkerMessage> {
     const answer = (m: { ack: number } & WorkerMessage) => void this.#channel.answer(m.ack, m);
-    // The supervisor relays these between workers (supervisor.ts listens for them): nothing here.
-    const relayed = () => {};
+    // The supervisor passes these on to the other worker (see onRelayed).
+    const relayed = (m: RelayedMessage, handle: unknown) => {
+      if (this.onRelayed) this.onRelayed(m, handle);
+      else closeHandleCopy(handle);
+    };
     return {
       'netplex:hello': (m) => {
         // A netplex from before the protocol had a version says none.
@@ -173,6 +199,11 @@ export class WorkerProcess {
     return this.#channel.send(msg, handle);
   }
 
+  /** post sends a message whose delivery nobody waits for (dropped once the worker is gone). */
+  post(msg: SupervisorMessage, handle?: unknown): void {
+    this.#channel.post(msg, handle);
+  }
+
   #request<T extends WorkerMessage>(
     make: (seq: number) => SupervisorMessage,
     handle?: ListenHandle,
@@ -190,9 +221,10 @@ export class WorkerProcess {
     opts: StartOptions,
   ): Promise<ListenAddress[]> {
     const { restarting, readyTimeoutMs, migrate = false, deferAccept = false } = opts;
-    let timer: NodeJS.Timeout | undefined;
+    const env = this.#env;
+    let timer: TimerHandle | undefined;
     const failed = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      timer = env.setTimeout(() => {
         // A start-up hook that never settled is the likely cause: name it.
         const hook = this.startingHook;
         reject(
@@ -246,7 +278,7 @@ export class WorkerProcess {
     try {
       return await Promise.race([handOver(), failed]);
     } finally {
-      clearTimeout(timer);
+      env.clearTimeout(timer);
     }
   }
 
@@ -263,18 +295,19 @@ export class WorkerProcess {
 
   /** load makes a spare worker run `entry` with `argv`, as if it had been forked with them. */
   load(entry: string, argv: string[]): void {
-    this.startedAt = Date.now();
+    this.startedAt = this.#env.now();
     this.child.ref();
     (this.child.channel as { ref?: () => void } | null | undefined)?.ref?.();
     this.send({ type: 'netplex:load', entry, argv }).catch(() => {});
   }
 
   /** status asks the worker for its live figures. */
-  async status(timeoutMs = 2000): Promise<WorkerStatus | undefined> {
+  async status(timeoutMs = WORKER_STATUS_TIMEOUT_MS): Promise<WorkerStatus | undefined> {
     if (this.state === 'exited') return undefined;
-    let timer: NodeJS.Timeout | undefined;
+    const env = this.#env;
+    let timer: TimerHandle | undefined;
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
+      timer = env.setTimeout(() => resolve(undefined), timeoutMs);
     });
     try {
       const reply = await Promise.race([
@@ -288,7 +321,7 @@ export class WorkerProcess {
     } catch {
       return undefined;
     } finally {
-      clearTimeout(timer);
+      env.clearTimeout(timer);
     }
   }
 
@@ -324,9 +357,19 @@ export class WorkerProcess {
   async stopWithin(ms: number, how: 'stop' | 'quit' = 'stop', drainTimeoutMs = 0): Promise<WorkerExit> {
     if (how === 'quit') this.quit(drainTimeoutMs);
     else this.stop();
-    const timer = setTimeout(() => this.kill(), ms);
+    const timer = this.#env.setTimeout(() => this.kill(), ms);
     const exit = await this.exited;
-    clearTimeout(timer);
+    this.#env.clearTimeout(timer);
     return exit;
   }
+
+  /** stopOrKill stops the worker, draining `drainMs` first when graceful; it is killed after a bound. */
+  stopOrKill(graceful: boolean, drainMs: number): Promise<WorkerExit> {
+    return this.stopWithin(drainMs + STOP_KILL_AFTER_MS, graceful ? 'quit' : 'stop', drainMs);
+  }
+}
+
+/** closeHandleCopy closes this process's copy of a socket handle that came with a message. */
+export function closeHandleCopy(handle: unknown): void {
+  (handle as { close?: () => void } | undefined)?.close?.();
 }

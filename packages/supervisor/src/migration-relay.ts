@@ -1,0 +1,135 @@
+/**
+ * migration-relay — the supervisor's part in a migrating reload: it asks the old worker to move its
+ * connections out and passes on what goes between the two workers: the server state, each
+ * connection with its socket handle (raw, so that the supervisor never reads from it), the output
+ * written to a connection after it was sent, and the acknowledgements (in batches). Broadcasts made
+ * in either worker meanwhile go through the broadcast relay.
+ *
+ * If the new worker dies meanwhile, the connections still in the old worker stay there, and the old
+ * worker accepts again (`resume`); the outcome's `ok` is then false.
+ */
+import type { MigrationCounts } from '@netplex/core';
+import type { ListenHandle } from './handles.js';
+import { closeHandleCopy, type RelayedMessage, type WorkerProcess } from './worker-process.js';
+
+/** MigrationOutcome is how a migration ended: `ok` false when the new worker died during it. */
+export interface MigrationOutcome {
+  ok: boolean;
+  counts: MigrationCounts;
+}
+
+/** MigrationRelay relays one migration between its old and its new worker. */
+export class MigrationRelay {
+  readonly old: WorkerProcess;
+  readonly neu: WorkerProcess;
+  /** Connections sent to the new worker, by the old worker's seq, not yet acknowledged. */
+  readonly #pending = new Set<number>();
+  #newDead: boolean;
+  #sentState = false;
+  #finished = false;
+  readonly #handles: Map<string, ListenHandle>;
+  #resolve!: (outcome: MigrationOutcome) => void;
+  /** outcome resolves once the old worker reports the migration over (or one of the two is gone). */
+  readonly outcome: Promise<MigrationOutcome> = new Promise((resolve) => {
+    this.#resolve = resolve;
+  });
+
+  /** `handles` are passed to the old worker anew should it have to accept again. */
+  constructor(old: WorkerProcess, neu: WorkerProcess, handles: Map<string, ListenHandle>) {
+    this.old = old;
+    this.neu = neu;
+    this.#handles = handles;
+    this.#newDead = neu.state === 'exited';
+  }
+
+  /** start asks the old worker to move its connections out; what it does not move drains `drainMs`. */
+  start(drainMs: number): Promise<MigrationOutcome> {
+    const { old, neu } = this;
+    void neu.exited.then(() => {
+      this.#newDead = true;
+      if (this.#pending.size > 0) this.#nack([...this.#pending]);
+      this.#pending.clear();
+    });
+    void old.exited.then(() => {
+      // The old worker is gone: the new one must not wait for its counter any longer.
+      if (!this.#sentState && !this.#newDead) neu.post({ type: 'netplex:server-state', data: null });
+      void this.#finish({ migrated: 0, drained: 0, failed: 0, ms: 0 });
+    });
+    old.post({ type: 'netplex:migrate', drainTimeoutMs: drainMs });
+    return this.outcome;
+  }
+
+  /** take passes on a message one of the two workers sent for the other. */
+  take(from: WorkerProcess, m: RelayedMessage, handle: unknown): void {
+    if (this.#finished) {
+      closeHandleCopy(handle);
+      return;
+    }
+    if (from === this.old) this.#fromOld(m, handle);
+    else if (from === this.neu) this.#fromNew(m);
+    else closeHandleCopy(handle);
+  }
+
+  #fromOld(m: RelayedMessage, handle: unknown): void {
+    const neu = this.neu;
+    switch (m.type) {
+      case 'netplex:server-state':
+        this.#sentState = true;
+        if (!this.#newDead) neu.post(m);
+        return;
+      case 'netplex:conn':
+        if (this.#newDead) {
+          closeHandleCopy(handle);
+          this.#nack([m.seq]);
+          return;
+        }
+        this.#pending.add(m.seq);
+        // Once the message is out, the descriptor travels in it: the supervisor's copy can go.
+        neu.send(m, handle).then(
+          () => closeHandleCopy(handle),
+          () => {
+            closeHandleCopy(handle);
+            if (this.#pending.delete(m.seq)) this.#nack([m.seq]);
+          },
+        );
+        return;
+      case 'netplex:released':
+        if (!this.#newDead) neu.post(m);
+        return;
+      case 'netplex:migrated':
+        void this.#finish({ migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms });
+        return;
+      default:
+        closeHandleCopy(handle);
+    }
+  }
+
+  #fromNew(m: RelayedMessage): void {
+    if (m.type !== 'netplex:conn-ack') return;
+    const ok = m.ok.filter((seq) => this.#pending.delete(seq));
+    const failed = m.failed.filter((seq) => this.#pending.delete(seq));
+    if (ok.length > 0 || failed.length > 0) this.old.post({ type: 'netplex:conn-ack', ok, failed });
+  }
+
+  #nack(seqs: number[]): void {
+    this.old.post({ type: 'netplex:conn-ack', ok: [], failed: seqs });
+  }
+
+  async #finish(counts: MigrationCounts): Promise<void> {
+    if (this.#finished) return;
+    this.#finished = true;
+    const { old, neu } = this;
+    // No connection waits for the old worker to let it go any longer (it may have died first).
+    if (!this.#newDead) neu.post({ type: 'netplex:migration-end' });
+    if (this.#newDead && old.state !== 'exited') {
+      // The connections that did not move stay with the old worker, which accepts again.
+      try {
+        await old.sendHandles(this.#handles);
+        await old.send({ type: 'netplex:resume' });
+      } catch {}
+      this.#resolve({ ok: false, counts });
+      return;
+    }
+    this.#resolve({ ok: !this.#newDead, counts });
+  }
+}
