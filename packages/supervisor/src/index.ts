@@ -11,6 +11,7 @@ export { realEnv, type SupervisorEnv } from './env.js';
 export { type SupervisorCode, SupervisorError, supervisorCodes } from './errors.js';
 export { forkWorker, isTypeScript, type WorkerForkOptions, workerExecArgv } from './fork-worker.js';
 export { closeHandle, createListenHandle, handlePort, isPassable, type ListenHandle } from './handles.js';
+export type { SupervisorOptions } from './options.js';
 export {
   describePhase,
   type Phase,
@@ -24,7 +25,7 @@ export { createPrettifier, createPrettyStream } from './pretty.js';
 export type { ReloadResult } from './reload.js';
 export type { SupervisorStatus, WorkerInfo, WorkerRole } from './status.js';
 export { prewarm, type SuperviseExtras, supervise } from './supervise.js';
-export { Supervisor, type SupervisorOptions } from './supervisor.js';
+export { Supervisor } from './supervisor.js';
 export { type WorkerExit, WorkerProcess, type WorkerState } from './worker-process.js';
 
 // Loading the supervisor makes it the one a server's run() hands the process to.

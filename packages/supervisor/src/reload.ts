@@ -217,13 +217,14 @@ export class Reload {
    */
   #closeRemovedPorts(): void {
     const host = this.#host;
+    host.step('close-removed-ports');
     const old = this.#old;
     const removed = this.#removed;
-    const keep = this.#keep;
     if (old && old.state !== 'exited') {
       host.retired(old, async () => {
-        host.step('close-removed-ports');
-        await host.held.release(removed.filter((key) => !keep.has(key)));
+        // A later reload may have added a port back meanwhile: what the configuration serves now stays.
+        const served = new Set(host.targets().map((t) => t.key));
+        await host.held.release(removed.filter((key) => !served.has(key)));
       });
     } else void host.held.release(removed);
     host.updatePeers();

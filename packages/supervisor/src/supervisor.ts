@@ -10,7 +10,6 @@
  * backlog.
  */
 import {
-  type AnyMultiplexServer,
   type BindTarget,
   createLogger,
   type MigrationCounts,
@@ -22,11 +21,13 @@ import {
 import type { ListenAddress } from '@netplex/core/internal';
 import { BroadcastRelay } from './broadcast-relay.js';
 import { loadServerConfiguration } from './configuration.js';
+import { STOP_KILL_AFTER_MS } from './defaults.js';
 import { realEnv, type SupervisorEnv } from './env.js';
 import type { ListenHandle } from './handles.js';
 import { HeldSockets } from './held-sockets.js';
 import { hasIds, resolveIds } from './ids.js';
 import { type MigrationOutcome, MigrationRelay } from './migration-relay.js';
+import type { SupervisorOptions } from './options.js';
 import { describePhase, type Phase, type SupervisorState, stateOf, verdict } from './phase.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { pinUdpPorts, Reload, type ReloadHost, ReloadRequests, type ReloadResult } from './reload.js';
@@ -34,34 +35,6 @@ import { Restarts } from './restarts.js';
 import { Spare } from './spare.js';
 import { gatherStatus, listProcesses, type SupervisorStatus, type WorkerRole } from './status.js';
 import { closeHandleCopy, type WorkerExit, WorkerProcess } from './worker-process.js';
-
-/** SupervisorOptions describe what to run and how. */
-export interface SupervisorOptions {
-  /** The server instance in this process: its class gives the option schema, its args and defaultValues() the sources. */
-  server: AnyMultiplexServer;
-  runArgs: Record<string, unknown>;
-  /** The server's command-line options (what the worker receives as its argv). */
-  argv: string[];
-  /** The entry file a worker runs. */
-  entry: string;
-  /** Node flags for the worker (the loader, for .ts). */
-  execArgv: string[];
-  cwd?: string;
-  /** Where the supervisor's log lines go when log_file is unset; stderr by default. */
-  logDestination?: NodeJS.WritableStream;
-  /** Extra environment for workers. */
-  workerEnv?: NodeJS.ProcessEnv;
-  /** Defaults below the server's own defaultValues() (netplex dev shortens drain_timeout). */
-  defaults?: Record<string, unknown>;
-  /** Takes each line a worker writes on stderr; inherited when unset. */
-  workerStderrLine?: (line: string) => void;
-  /** Keep a spare worker started ahead of time for fast reloads and restarts. Default: true. */
-  spare?: boolean;
-  /** A spare already started (by `netplex run`, while the entry loads). */
-  initialSpare?: WorkerProcess;
-  /** Processes, timers, the clock and file reads; the real ones by default (tests pass fakes). */
-  env?: SupervisorEnv;
-}
 
 /** Supervisor runs a server's workers; see the module comment. */
 export class Supervisor {
@@ -193,6 +166,7 @@ export class Supervisor {
    * and writes the pid file once it is ready. Any failure is thrown, with nothing left bound.
    */
   async start(): Promise<void> {
+    let first: WorkerProcess | undefined;
     this.config = this.loadConfiguration();
     this.logger = createLogger({
       log_level: this.config.log_level,
@@ -212,6 +186,7 @@ export class Supervisor {
       this.#targets = await resolveBindTargets(pairPortSpecs(this.config));
       await this.#held.bind(this.#targets);
       const worker = this.#fork();
+      first = worker;
       // The first worker is the first to listen on the sockets: it accepts from its bind on, and
       // holds what arrives during its start-up hooks until its loop starts.
       this.#addresses = await worker.start(this.#targets, this.#held.passable(), {
@@ -228,7 +203,9 @@ export class Supervisor {
         ports: this.#addresses,
       });
     } catch (err) {
-      this.#worker?.kill();
+      // The first worker, not ready: it closes what it holds (connections that came during its
+      // start-up hooks, with one log line) and exits, or is killed after a bound.
+      if (first && first.state !== 'exited') await first.stopWithin(STOP_KILL_AFTER_MS);
       this.#spare.kill();
       await this.#closeAll();
       this.#setPhase({ name: 'stopped' });
@@ -278,8 +255,14 @@ export class Supervisor {
     const refused = this.#refusedReload();
     if (refused) return Promise.resolve(refused);
     return this.#reloads.ask(async () => {
-      await this.#afterRestart();
-      return this.#refusedReload() ?? this.#runReload();
+      // The last check and the reload's start are one synchronous step: a restart that comes due
+      // in between would otherwise start beside the reload.
+      for (;;) {
+        await this.#afterRestart();
+        const refusedNow = this.#refusedReload();
+        if (refusedNow) return refusedNow;
+        if (this.#phase.name !== 'restarting') return this.#runReload();
+      }
     });
   }
 
@@ -330,7 +313,8 @@ export class Supervisor {
       logger: this.logger,
       held: this.#held,
       step: (step) => {
-        if (this.#phase.name === 'reloading') this.#setPhase({ name: 'reloading', step });
+        const phase = this.#phase;
+        if (phase.name === 'reloading' && phase.step !== step) this.#setPhase({ name: 'reloading', step });
       },
       loadConfiguration: () => this.loadConfiguration(true),
       current: () => this.#worker,

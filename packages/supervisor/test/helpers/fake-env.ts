@@ -500,15 +500,11 @@ export class LogSink extends Writable {
     return this.records.slice(from).find((r) => r.msg === msg);
   }
 
-  /** phases lists the phase changes from `from` on, as `A → B`; a line from a phase to itself is left out. */
+  /** phases lists the phase changes from `from` on, as `A → B`. */
   phases(from = 0): string[] {
     return this.messages(from)
       .filter((m) => m.startsWith('phase: '))
-      .map((m) => m.slice('phase: '.length))
-      .filter((change) => {
-        const [a, b] = change.split(' → ');
-        return a !== b;
-      });
+      .map((m) => m.slice('phase: '.length));
   }
 }
 

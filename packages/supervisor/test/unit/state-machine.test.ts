@@ -308,7 +308,8 @@ describe('a worker that exits during a reload', () => {
     expect(r.log.phases(mark)).toEqual([
       ...RELOAD_BEGINS,
       'reloading (start-new-worker) → reloading (hand-over)',
-      'reloading (hand-over) → serving',
+      'reloading (hand-over) → reloading (close-removed-ports)',
+      'reloading (close-removed-ports) → serving',
     ]);
   });
 
@@ -343,7 +344,8 @@ describe('a worker that exits during a reload', () => {
     expect(r.log.phases(mark)).toEqual([
       ...RELOAD_BEGINS,
       'reloading (start-new-worker) → reloading (hand-over)',
-      'reloading (hand-over) → serving',
+      'reloading (hand-over) → reloading (close-removed-ports)',
+      'reloading (close-removed-ports) → serving',
     ]);
   });
 
@@ -396,7 +398,8 @@ describe('a worker that exits during a reload', () => {
     expect(r.log.phases(mark)).toEqual([
       ...RELOAD_BEGINS,
       'reloading (start-new-worker) → reloading (hand-over)',
-      'reloading (hand-over) → serving',
+      'reloading (hand-over) → reloading (close-removed-ports)',
+      'reloading (close-removed-ports) → serving',
     ]);
   });
 });
@@ -437,7 +440,8 @@ describe("a reload during a crash restart's backoff", () => {
       'backoff (restart 1 in 80 ms) → reloading (reload-configuration)',
       ...RELOAD_BEGINS.slice(1),
       'reloading (start-new-worker) → reloading (hand-over)',
-      'reloading (hand-over) → serving',
+      'reloading (hand-over) → reloading (close-removed-ports)',
+      'reloading (close-removed-ports) → serving',
     ]);
   });
 
@@ -559,7 +563,8 @@ describe('a reload while a restarted worker is starting', () => {
       'restarting (restart 1) → serving',
       ...RELOAD_BEGINS,
       'reloading (start-new-worker) → reloading (hand-over)',
-      'reloading (hand-over) → serving',
+      'reloading (hand-over) → reloading (close-removed-ports)',
+      'reloading (close-removed-ports) → serving',
     ]);
   });
 
@@ -602,7 +607,8 @@ describe('a reload while a restarted worker is starting', () => {
       'backoff (restart 2 in 200 ms) → reloading (reload-configuration)',
       ...RELOAD_BEGINS.slice(1),
       'reloading (start-new-worker) → reloading (hand-over)',
-      'reloading (hand-over) → serving',
+      'reloading (hand-over) → reloading (close-removed-ports)',
+      'reloading (close-removed-ports) → serving',
     ]);
   });
 });
@@ -819,5 +825,92 @@ describe('requests the phase refuses', () => {
       if (state === 'running') expect(reload.do).not.toBe('refuse');
       expect(['run', 'join']).toContain(verdict('stop', phase).do);
     }
+  });
+});
+
+describe('interleavings across reloads and restarts', () => {
+  /** withUnixPort starts a supervisor on a tcp port and a unix socket given by a conf file. */
+  async function withUnixPort(workers: WorkerScript[]) {
+    const dir = tempDir();
+    const conf = join(dir, 'server.conf');
+    const sock = join(dir, 'extra.sock');
+    writeFileSync(conf, `port 127.0.0.1:0\nport ${sock}|unix\n`);
+    const r = await serving(workers, [`--conf_file=${conf}`]);
+    return { ...r, conf, sock };
+  }
+
+  it('a port removed by one reload and added back by the next stays open when the first old worker exits', async () => {
+    const { conf, sock, clock, env, sup } = await withUnixPort([{ leaveAfterMs: 30_000 }, {}, {}]);
+    writeFileSync(conf, 'port 127.0.0.1:0\n');
+    const first = track(sup.reload());
+    await clock.advance(0);
+    expect(first.value).toMatchObject({ ok: true });
+    writeFileSync(conf, `port 127.0.0.1:0\nport ${sock}|unix\n`);
+    const second = track(sup.reload());
+    await clock.advance(0);
+    expect(second.value).toMatchObject({ ok: true });
+    expect(env.workers[2]!.startMessage?.handleKeys).toHaveLength(2);
+    // The first reload's old worker ends its drain: the port the configuration serves again stays.
+    await clock.advance(30_000);
+    expect(env.workers[0]!.exited).toBe(true);
+    expect((await sup.status()).ports).toEqual([
+      expect.objectContaining({ proto: 'tcp' }),
+      { proto: 'unix', path: sock },
+    ]);
+    expect(existsSync(sock), 'the configured unix socket is still there').toBe(true);
+    // Held by the supervisor, listened on by no fake: the kernel refuses rather than the file missing.
+    expect(await connectOutcome(sock)).toBe('ECONNREFUSED');
+  });
+
+  it('the phase names the step of the reload under way, not an earlier reload closing its ports', async () => {
+    const { conf, clock, env, sup, log } = await withUnixPort([
+      { leaveAfterMs: 30_000 },
+      {},
+      { start: { ready: 1000 } },
+    ]);
+    writeFileSync(conf, 'port 127.0.0.1:0\n');
+    const first = track(sup.reload());
+    await clock.advance(0);
+    expect(first.value).toMatchObject({ ok: true });
+    const second = track(sup.reload());
+    await clock.advance(0);
+    expect(sup.phase).toEqual({ name: 'reloading', step: 'start-new-worker' });
+    env.workers[0]!.crash();
+    await clock.advance(0);
+    expect(sup.phase).toEqual({ name: 'reloading', step: 'start-new-worker' });
+    await clock.advance(1000);
+    expect(second.value).toMatchObject({ ok: true });
+    // No phase line goes from a phase to itself.
+    expect(log.phases().filter((change) => /^(.*) → \1$/.test(change))).toEqual([]);
+  });
+
+  it('a reload coalesced before the backoff ended waits for the restart that follows the failed reload', async () => {
+    const { clock, env, sup } = await serving([{}, { start: 'hang' }, { start: { ready: 50 } }, {}]);
+    env.workers[0]!.crash();
+    await clock.advance(20);
+    const a = track(sup.reload());
+    await clock.advance(10);
+    const b = track(sup.reload());
+    await clock.advance(4990);
+    expect(a.value).toMatchObject({ ok: false, code: 'SUP_ERR_READY_TIMEOUT' });
+    // The restart's worker is starting: the coalesced reload waits for it, and forks nothing yet.
+    expect(env.workers).toHaveLength(3);
+    expect(sup.phase).toEqual({ name: 'restarting', attempt: 1 });
+    await clock.advance(50);
+    expect(b.value).toMatchObject({ ok: true, workerPid: env.workers[3]?.pid });
+    expect(env.workers[3]!.forkedAt).toBe(env.workers[2]!.readyAt);
+    expect(await sup.status()).toMatchObject({ restarts: 1, reloads: 1 });
+  });
+
+  it('a start that fails by ready_timeout stops its first worker', async () => {
+    const r = rig([{ start: 'hang' }]);
+    const started = track(r.sup.start());
+    await r.clock.advance(5000);
+    expect(started.settled).toBe(true);
+    expect((started.error as { code?: string }).code).toBe('SUP_ERR_READY_TIMEOUT');
+    expect(r.sup.state).toBe('stopped');
+    const first = worker(r, 0);
+    expect(first.received.map((m) => m.message.type)).toContain('netplex:stop');
+    expect(first.exited).toBe(true);
   });
 });
