@@ -896,6 +896,8 @@ describe('crashes', () => {
     expect((await statusJson(pidFile)).worker_pid).not.toBe(workerPid);
   });
 
+  // The whole backoff sequence (doubling, its cap, its reset) is in test/unit/state-machine.test.ts;
+  // here, real workers that crash while loading are restarted, backing off, until one serves.
   it('backs off exponentially while the worker keeps crashing, and recovers', async () => {
     const { proc, port, pidFile, behaviourFile } = await startTagged([
       '--port=127.0.0.1:0',
@@ -906,8 +908,8 @@ describe('crashes', () => {
     process.kill(workerPid, 'SIGKILL');
     const delays = () =>
       proc.lines.filter((l) => String(l.msg).includes('restarting in')).map((l) => l.delay);
-    await proc.until(() => delays().length >= 4, 'four restarts', 20_000);
-    expect(delays().slice(0, 4)).toEqual([100, 200, 400, 800]);
+    await proc.until(() => delays().length >= 2, 'two restarts', 20_000);
+    expect(delays().slice(0, 2)).toEqual([100, 200]);
     expect(proc.lines.some((l) => l.code === 3)).toBe(true);
     behaviour(behaviourFile, {});
     const { line, socket } = await greet(port, '127.0.0.1', 20_000);
