@@ -1,5 +1,6 @@
 /**
- * help — `--help` text generated from the option schema, so the reference cannot drift.
+ * help — `--help` text generated from the option schema, so the reference cannot drift. The
+ * options page (options-reference.ts) is rendered from the same rows, describeOptions.
  *
  * Each option's type comes from `.meta({ type })` when the schema gives one, else from the zod
  * type itself; its description from `.describe()`; its default from `.default()`.
@@ -140,6 +141,28 @@ export function describeOption(schema: AnySchema): string {
   return z.globalRegistry.get(schema)?.description ?? '';
 }
 
+/** OptionReference is what `--help` and the options page show of one option. */
+export interface OptionReference {
+  /** The key: `--name` on the command line, `name` in a conf_file. */
+  readonly name: string;
+  /** What the option takes, as describeType names it. */
+  readonly type: string;
+  /** The default as describeDefault renders it, or undefined when there is none. */
+  readonly default: string | undefined;
+  /** The `.describe()` text, or the empty string. */
+  readonly description: string;
+}
+
+/** describeOptions lists every option of a shape, in schema order: the rows of `--help`. */
+export function describeOptions(shape: Readonly<Record<string, AnySchema>>): OptionReference[] {
+  return Object.entries(shape).map(([name, schema]) => ({
+    name,
+    type: describeType(schema),
+    default: describeDefault(schema),
+    description: describeOption(schema),
+  }));
+}
+
 const COLUMN_CAP = 26;
 
 /** HelpOptions configures formatHelp. */
@@ -153,11 +176,11 @@ export interface HelpOptions {
  * description, in schema order.
  */
 export function formatHelp(shape: Readonly<Record<string, AnySchema>>, options: HelpOptions = {}): string {
-  const rows = Object.entries(shape).map(([key, schema]) => [
-    `--${key}`,
-    describeType(schema),
-    describeDefault(schema) ?? '-',
-    describeOption(schema),
+  const rows = describeOptions(shape).map((option) => [
+    `--${option.name}`,
+    option.type,
+    option.default ?? '-',
+    option.description,
   ]);
   const header = ['OPTION', 'TYPE', 'DEFAULT', 'DESCRIPTION'];
   // A column is as wide as its widest cell, up to a cap: one long union type should push only its
