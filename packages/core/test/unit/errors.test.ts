@@ -1,7 +1,7 @@
 /**
  * The error registry: every entry of `errorCodes` builds an error whose code is its key, every
- * exported MultiplexError subclass is in the registry, and the README lists every code (and no
- * code that does not exist).
+ * exported MultiplexError subclass is in the registry, and the errors page (docs/reference/errors.md)
+ * lists every code (and no code that does not exist).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,15 +81,18 @@ describe('errorCodes', () => {
   });
 });
 
-describe('the README', () => {
-  const readme = readFileSync(join(import.meta.dirname, '..', '..', '..', '..', 'README.md'), 'utf8');
+describe('the errors page, docs/reference/errors.md', () => {
+  const page = readFileSync(
+    join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'reference', 'errors.md'),
+    'utf8',
+  );
 
   it.each(codes)('lists %s', (code) => {
-    expect(readme).toMatch(new RegExp(`\\b${code}\\b`));
+    expect(page).toMatch(new RegExp(`\\b${code}\\b`));
   });
 
   it('lists no MPX_ERR_ code that does not exist', () => {
-    const listed = new Set(readme.match(/\bMPX_ERR_[A-Z_]+\b/g) ?? []);
+    const listed = new Set(page.match(/\bMPX_ERR_[A-Z_]+\b/g) ?? []);
     expect([...listed].filter((code) => !(code in errorCodes))).toEqual([]);
   });
 });

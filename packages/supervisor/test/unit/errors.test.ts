@@ -1,6 +1,6 @@
 /**
- * The supervisor's error codes: each one builds a SupervisorError carrying it, and the README lists
- * every code (and no code that does not exist).
+ * The supervisor's error codes: each one builds a SupervisorError carrying it, and the errors page
+ * (docs/reference/errors.md) lists every code (and no code that does not exist).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,16 +24,19 @@ describe('supervisorCodes', () => {
   });
 });
 
-describe('the README', () => {
-  const readme = readFileSync(join(import.meta.dirname, '..', '..', '..', '..', 'README.md'), 'utf8');
+describe('the errors page, docs/reference/errors.md', () => {
+  const page = readFileSync(
+    join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'reference', 'errors.md'),
+    'utf8',
+  );
 
   it.each(supervisorCodes)('lists %s', (code) => {
-    expect(readme).toMatch(new RegExp(`\\b${code}\\b`));
+    expect(page).toMatch(new RegExp(`\\b${code}\\b`));
   });
 
   it('lists no SUP_ERR_ code that does not exist', () => {
     const known = new Set<string>(supervisorCodes);
-    const listed = new Set(readme.match(/\bSUP_ERR_[A-Z_]+\b/g) ?? []);
+    const listed = new Set(page.match(/\bSUP_ERR_[A-Z_]+\b/g) ?? []);
     expect([...listed].filter((code) => !known.has(code))).toEqual([]);
   });
 });
