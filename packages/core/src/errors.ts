@@ -2,7 +2,7 @@
  * errors — every error netplex's core throws, each with a stable literal `code`.
  *
  * Codes are never reused once retired. `test/unit/errors.test.ts` checks that each entry of
- * `errorCodes` matches its class and that the README lists every code.
+ * `errorCodes` matches its class and that docs/reference/errors.md lists every code.
  */
 
 /** Where a configuration value came from, so that an error can point at it. */
@@ -234,7 +234,7 @@ export class LimitError extends MultiplexError {
   }
 }
 
-/** errorCodes maps each code to its class; the registry test checks it against the README. */
+/** errorCodes maps each code to its class; the registry test checks it against docs/reference/errors.md. */
 export const errorCodes = {
   MPX_ERR_CONFIG: ConfigError,
   MPX_ERR_CONFIG_FILE: ConfigFileError,

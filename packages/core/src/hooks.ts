@@ -1,7 +1,7 @@
 /**
  * hooks — the names of every hook, in the order the seed's flows run them, and their signatures.
  *
- * One list drives the types, the README table and the start flow (server/start-flow.ts runs the
+ * One list drives the types, the hook table of docs/guides/writing-a-server.md and the start flow (server/start-flow.ts runs the
  * start-up hooks as steps in this order, which its test checks); the interfaces below are the
  * signatures MultiplexServer implements, and the parts of netplex call hooks only through them.
  * The Perl name is kept next to each so that a Net::Server user finds their hook.

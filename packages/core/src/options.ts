@@ -116,7 +116,11 @@ export const serverOptions = {
     .describe('regex that refuses a matching client address or host name'),
   cidr_allow: z.array(cidrString).default([]).describe('CIDR block a client address must be in'),
   cidr_deny: z.array(cidrString).default([]).describe('CIDR block whose clients are refused'),
-  pid_file: z.string().min(1).optional().describe('file to write the supervisor pid to'),
+  pid_file: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('file to write the supervisor pid to (the control socket is <pid_file>.sock)'),
   chroot: z
     .string()
     .optional()

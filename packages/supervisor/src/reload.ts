@@ -1,5 +1,5 @@
 /**
- * reload — one reload, as the README's six steps, each a function, called in order by run():
+ * reload — one reload, as the six steps of docs/guides/reload.md, each a function, called in order by run():
  *
  *   1. reloadConfiguration  the configuration from every source, afresh
  *   2. rebind               bind the ports not held yet; keep the others (port 0 keeps its port)

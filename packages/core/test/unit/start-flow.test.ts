@@ -1,6 +1,6 @@
 /**
  * The start flow runs the start-up hooks in the order of hooks.ts's processHooks: the one list the
- * README's hook table is made from.
+ * hook table of docs/guides/writing-a-server.md is made from.
  */
 import { describe, expect, it } from 'vitest';
 import { processHooks } from '../../src/hooks.js';
