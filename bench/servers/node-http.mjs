@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * node-http — the node:http baseline: the same fixed answer as packages/examples/src/httpd.ts.
  *
@@ -13,6 +14,8 @@ const server = http.createServer((_req, res) => {
   res.end(BODY);
 });
 server.listen({ port, host: '127.0.0.1', backlog: 511 }, () => {
-  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ port: /** @type {import('node:net').AddressInfo} */ (server.address()).port })}\n`,
+  );
 });
 process.on('SIGTERM', () => process.exit(0));

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * raw-echo — the baseline: a node:net echo server with nothing in between. Also the raw baseline of
  * the reload test, where `--header` greets each connection with "PID %011d\n" first.
@@ -19,6 +20,8 @@ const server = net.createServer((socket) => {
   socket.on('data', (chunk) => socket.write(chunk));
 });
 server.listen({ port, host: '127.0.0.1', backlog: 511 }, () => {
-  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ port: /** @type {import('node:net').AddressInfo} */ (server.address()).port })}\n`,
+  );
 });
 process.on('SIGTERM', () => process.exit(0));

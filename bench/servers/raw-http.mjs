@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * raw-http — the hand-written HTTP baseline: node:net, no parser beyond finding the end of each
  * request's headers, the same fixed answer as packages/examples/src/httpd.ts (GET only, no bodies).
@@ -15,6 +16,7 @@ const OK = Buffer.from(
 
 const server = net.createServer((socket) => {
   socket.on('error', () => {});
+  /** @type {Buffer | null} */
   let pending = null;
   socket.on('data', (chunk) => {
     const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
@@ -27,6 +29,8 @@ const server = net.createServer((socket) => {
   });
 });
 server.listen({ port, host: '127.0.0.1', backlog: 511 }, () => {
-  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ port: /** @type {import('node:net').AddressInfo} */ (server.address()).port })}\n`,
+  );
 });
 process.on('SIGTERM', () => process.exit(0));

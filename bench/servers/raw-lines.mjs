@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * raw-lines — the line-protocol baseline: a hand-written node:net server that answers each
  * \n-terminated line with the line, as packages/examples/src/lines.ts does through the input helpers.
@@ -12,6 +13,7 @@ const CR = 0x0d;
 
 const server = net.createServer((socket) => {
   socket.on('error', () => {});
+  /** @type {Buffer | null} */
   let pending = null; // an incomplete last line, kept until its \n arrives
   socket.on('data', (chunk) => {
     const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
@@ -29,6 +31,8 @@ const server = net.createServer((socket) => {
   });
 });
 server.listen({ port, host: '127.0.0.1', backlog: 511 }, () => {
-  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ port: /** @type {import('node:net').AddressInfo} */ (server.address()).port })}\n`,
+  );
 });
 process.on('SIGTERM', () => process.exit(0));
