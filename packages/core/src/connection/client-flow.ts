@@ -28,6 +28,9 @@ import {
   sessionClosed,
 } from './session.js';
 
+/** How often, at most, a line about connections refused at max_connections is logged. */
+const REFUSAL_LOG_MS = 1_000;
+
 /** A parked connection's errors (a reset while it waits) are its end: it is skipped when served. */
 function ignoreError(): void {}
 
@@ -43,6 +46,8 @@ export class ClientFlow<S> {
   readonly #checkOutputOf = (client: Client<S>) => this.#checkOutput(client);
   /** One set of socket event handlers for every connection; each socket carries its session. */
   readonly #on: SocketHandlers;
+  /** Connections refused at max_connections since the last log line about them (see #refused). */
+  readonly #refusals: { count: number; timer: NodeJS.Timeout | undefined } = { count: 0, timer: undefined };
 
   constructor(ctx: ServerContext<S>) {
     this.#ctx = ctx;
@@ -59,9 +64,7 @@ export class ClientFlow<S> {
     }
     const max = ctx.config.max_connections;
     if (max > 0 && ctx.sessions.size + (parked?.length ?? 0) >= max) {
-      ctx.log(1, `max_connections (${max}) reached: refusing ${socket.remoteAddress}`, {
-        peer: socket.remoteAddress,
-      });
+      this.#refused(max, socket.remoteAddress);
       socket.destroy();
       return;
     }
@@ -94,6 +97,37 @@ export class ClientFlow<S> {
         listener: listener.label,
       });
     this.enqueue(session, () => this.#runAccept(session));
+  }
+
+  /**
+   * refused logs a connection refused at max_connections: the first at once, the others counted, one
+   * line a second at most, so that a flood of clients cannot flood the log.
+   */
+  #refused(max: number, peer: string | undefined): void {
+    const r = this.#refusals;
+    if (r.timer) {
+      r.count++;
+      return;
+    }
+    this.#ctx.log(1, `max_connections (${max}) reached: refusing ${peer}`, { peer });
+    const flush = () => {
+      if (r.count === 0) {
+        r.timer = undefined;
+        return;
+      }
+      this.#ctx.log(
+        1,
+        `max_connections (${max}) reached: refused ${r.count} more in the last ${REFUSAL_LOG_MS / 1000} s`,
+        {
+          refused: r.count,
+        },
+      );
+      r.count = 0;
+      r.timer = setTimeout(flush, REFUSAL_LOG_MS);
+      r.timer.unref();
+    };
+    r.timer = setTimeout(flush, REFUSAL_LOG_MS);
+    r.timer.unref();
   }
 
   /** unpark serves the connections that waited, in the order they came; those that gave up are gone. */

@@ -390,6 +390,34 @@ describe('bounds', () => {
     expect(slow.received.length).toBeLessThan(200 * 64 * 1024);
   });
 
+  it('logs a flood of connections refused at max_connections in a few lines, counted, and goes on serving', async () => {
+    const { port, logs } = await startServer(new Echo({ ...local, max_connections: 1 }));
+    const witness = await TestClient.connect({ port, host: '127.0.0.1' });
+    witness.send('before\n');
+    await witness.waitFor('before\n');
+    const flood = 300;
+    const refused = await Promise.all(
+      Array.from({ length: flood }, () =>
+        TestClient.connect({ port, host: '127.0.0.1' }).then(
+          (c) => c.waitClosed().then(() => c),
+          () => undefined,
+        ),
+      ),
+    );
+    expect(refused.filter((c) => c !== undefined && c.text !== '')).toEqual([]);
+    witness.send('during\n');
+    await witness.waitFor('before\nduring\n');
+    const lines = () => logs.lines.filter((l) => String(l.msg).startsWith('max_connections (1) reached'));
+    const counted = () => lines().reduce((n, l) => n + (typeof l.refused === 'number' ? l.refused : 1), 0);
+    await logs.waitFor(() => counted() === flood, `log lines counting all ${flood} refused connections`);
+    // One line at once, then at most one a second with the count.
+    expect(lines().length).toBeLessThanOrEqual(4);
+    expect(String(lines()[0]!.msg)).toBe('max_connections (1) reached: refusing 127.0.0.1');
+    witness.send('after\n');
+    await witness.waitFor('before\nduring\nafter\n');
+    witness.destroy();
+  });
+
   it('refuses connections past max_connections', async () => {
     const { port } = await startServer(new Echo({ ...local, max_connections: 1 }));
     const a = await TestClient.connect({ port, host: '127.0.0.1' });
