@@ -18,9 +18,9 @@ export type ConfigSource =
 export function describeSource(source: ConfigSource): string {
   switch (source.kind) {
     case 'conf_file':
-      return `${source.file}:${source.line}`;
+      return `${showInput(source.file)}:${source.line}`;
     case 'command line':
-      return source.arg === undefined ? 'command line' : `command line (${source.arg})`;
+      return source.arg === undefined ? 'command line' : `command line (${showInput(source.arg)})`;
     case 'constructor':
       return 'constructor arguments';
     case 'run()':
@@ -64,7 +64,7 @@ export class ConfigError extends MultiplexError {
     const shown = details.value === undefined ? '' : `, got ${formatValue(details.value)}`;
     super(
       'MPX_ERR_CONFIG',
-      `${describeSource(details.source)}: ${details.key}: expected ${details.expected}${shown}`,
+      `${describeSource(details.source)}: ${showInput(details.key)}: expected ${escapeControls(details.expected)}${shown}`,
       options,
     );
     this.key = details.key;
@@ -88,10 +88,10 @@ export class UnknownOptionError extends MultiplexError {
     suggestion?: string | undefined;
     shown?: string;
   }) {
-    const hint = details.suggestion === undefined ? '' : `; did you mean ${details.suggestion}?`;
+    const hint = details.suggestion === undefined ? '' : `; did you mean ${showInput(details.suggestion)}?`;
     super(
       'MPX_ERR_CONFIG_UNKNOWN_OPTION',
-      `${describeSource(details.source)}: unknown option ${details.shown ?? details.key}${hint}`,
+      `${describeSource(details.source)}: unknown option ${showInput(details.shown ?? details.key)}${hint}`,
     );
     this.key = details.key;
     this.source = details.source;
@@ -107,7 +107,7 @@ export class ConfigSyntaxError extends MultiplexError {
   constructor(source: ConfigSource, text: string, expected: string) {
     super(
       'MPX_ERR_CONFIG_SYNTAX',
-      `${describeSource(source)}: expected ${expected}, got ${formatValue(text)}`,
+      `${describeSource(source)}: expected ${escapeControls(expected)}, got ${formatValue(text)}`,
     );
     this.source = source;
     this.text = text;
@@ -139,7 +139,7 @@ export class UnsupportedOptionError extends MultiplexError {
   constructor(details: { key: string; source: ConfigSource; value: unknown; advice: string }) {
     super(
       'MPX_ERR_CONFIG_UNSUPPORTED',
-      `${describeSource(details.source)}: ${details.key} ${formatValue(details.value)} is not supported: ${details.advice}`,
+      `${describeSource(details.source)}: ${showInput(details.key)} ${formatValue(details.value)} is not supported: ${details.advice}`,
     );
     this.key = details.key;
     this.source = details.source;
@@ -152,7 +152,7 @@ export class ConfigFileError extends MultiplexError {
   declare readonly code: 'MPX_ERR_CONFIG_FILE';
   readonly file: string;
   constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('MPX_ERR_CONFIG_FILE', `conf_file ${file}: ${reason}`, options);
+    super('MPX_ERR_CONFIG_FILE', `conf_file ${showInput(file)}: ${escapeControls(reason)}`, options);
     this.file = file;
   }
 }
@@ -162,7 +162,7 @@ export class PortSpecError extends MultiplexError {
   declare readonly code: 'MPX_ERR_PORT_SPEC';
   readonly spec: string;
   constructor(spec: string, reason: string, options?: { cause?: unknown }) {
-    super('MPX_ERR_PORT_SPEC', `port ${JSON.stringify(spec)}: ${reason}`, options);
+    super('MPX_ERR_PORT_SPEC', `port ${quoteInput(spec)}: ${escapeControls(reason)}`, options);
     this.spec = spec;
   }
 }
@@ -172,7 +172,7 @@ export class BindError extends MultiplexError {
   declare readonly code: 'MPX_ERR_BIND';
   readonly target: string;
   constructor(target: string, reason: string, options?: { cause?: unknown }) {
-    super('MPX_ERR_BIND', `cannot bind ${target}: ${reason}`, options);
+    super('MPX_ERR_BIND', `cannot bind ${showInput(target)}: ${escapeControls(reason)}`, options);
     this.target = target;
   }
 }
@@ -182,7 +182,7 @@ export class LogFileError extends MultiplexError {
   declare readonly code: 'MPX_ERR_LOG_FILE';
   readonly file: string;
   constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('MPX_ERR_LOG_FILE', `log_file ${file}: ${reason}`, options);
+    super('MPX_ERR_LOG_FILE', `log_file ${showInput(file)}: ${escapeControls(reason)}`, options);
     this.file = file;
   }
 }
@@ -251,14 +251,62 @@ export const errorCodes = {
   MPX_ERR_LIMIT: LimitError,
 } as const;
 
+/** The escapes JSON.stringify uses for the C0 characters that have a short form. */
+const shortEscapes: Readonly<Record<number, string>> = {
+  8: '\\b',
+  9: '\\t',
+  10: '\\n',
+  12: '\\f',
+  13: '\\r',
+};
+
+/**
+ * escapeControls replaces every character a terminal may act on instead of showing with its
+ * escape, in JSON's spelling: C0 controls (`\n`, `\t`, `\u001b`), DEL and C1 controls
+ * (`\u007f`, `\u0085`), U+2028 and U+2029, and lone surrogates (`\ud800`). Other text,
+ * backslashes included, is left as it is.
+ */
+function escapeControls(text: string): string {
+  let out = '';
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x20 && c < 0x7f) continue;
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        i++;
+        continue;
+      }
+    } else if (
+      !(c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029 || (c >= 0xdc00 && c <= 0xdfff))
+    ) {
+      continue;
+    }
+    out += text.slice(start, i) + (shortEscapes[c] ?? `\\u${c.toString(16).padStart(4, '0')}`);
+    start = i + 1;
+  }
+  return start === 0 ? text : out + text.slice(start);
+}
+
+/** quoteInput renders text taken from input as a JSON string literal with every control character escaped. */
+function quoteInput(text: string): string {
+  return escapeControls(JSON.stringify(text));
+}
+
+/** showInput leaves text taken from input bare when it has nothing to escape, and quotes it otherwise. */
+function showInput(text: string): string {
+  return escapeControls(text) === text ? text : quoteInput(text);
+}
+
 function formatValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return quoteInput(value);
   try {
-    return JSON.stringify(value) ?? String(value);
+    return escapeControls(JSON.stringify(value) ?? String(value));
   } catch {
     // BigInts and cycles defeat JSON; an object without a prototype defeats String() too.
     try {
-      return String(value);
+      return escapeControls(String(value));
     } catch {
       return Object.prototype.toString.call(value);
     }
