@@ -23,7 +23,7 @@ export interface RestartHost {
   /** start hands it the targets and the handles (it accepts once its loop starts); rejects if it fails. */
   start(worker: WorkerProcess): Promise<void>;
   /** restarted records a restart that succeeded. */
-  restarted(worker: WorkerProcess): void;
+  restarted(): void;
 }
 
 /** Backoff is the crash-restart backoff in ms. */
@@ -136,7 +136,7 @@ export class Restarts {
       // The sockets already listen, and connections wait in the backlog: the new worker accepts
       // once its loop starts, so that one whose start fails leaves them there for the next try.
       await host.start(worker);
-      host.restarted(worker);
+      host.restarted();
       host.logger.log(2, `worker ${worker.pid} restarted`, { worker: worker.pid });
       if (host.phase().name === 'restarting') host.setPhase({ name: 'serving' });
     } catch (err) {

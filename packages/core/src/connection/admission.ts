@@ -12,9 +12,8 @@ import type { Client } from './client.js';
  * returns false when double_reverse_lookups is on and the name does not resolve back.
  */
 export async function reverseLookup<S>(ctx: ServerContext<S>, client: Client<S>): Promise<boolean> {
+  if (!needsLookup(ctx, client)) return true;
   const cfg = ctx.config;
-  if (client.proto === 'unix') return true;
-  if (cfg.reverse_lookups === false && cfg.double_reverse_lookups === false) return true;
   const double =
     cfg.double_reverse_lookups !== false ||
     (typeof cfg.reverse_lookups === 'string' && cfg.reverse_lookups.startsWith('double'));

@@ -47,20 +47,23 @@ export class Pending<T> {
 
   /** settle delivers the answer to message `seq`; false when nothing waits for it (any more). */
   settle(seq: number, value: T): boolean {
-    const waiting = this.#waiting.get(seq);
-    if (!waiting) return false;
-    this.#waiting.delete(seq);
-    waiting.resolve(value);
-    return true;
+    const waiting = this.#take(seq);
+    waiting?.resolve(value);
+    return waiting !== undefined;
   }
 
   /** fail rejects the answer to message `seq`; false when nothing waits for it. */
   fail(seq: number, err: Error): boolean {
+    const waiting = this.#take(seq);
+    waiting?.reject(err);
+    return waiting !== undefined;
+  }
+
+  /** take removes and returns what waits for message `seq`, if anything does. */
+  #take(seq: number): { resolve: (value: T) => void; reject: (err: Error) => void } | undefined {
     const waiting = this.#waiting.get(seq);
-    if (!waiting) return false;
     this.#waiting.delete(seq);
-    waiting.reject(err);
-    return true;
+    return waiting;
   }
 
   /** settleAll answers every message still waiting with `value` (the other side is gone). */

@@ -10,6 +10,7 @@
  * to the other.
  */
 import type { ConnectionEnd } from '../connection/client.js';
+import type { ListenerAddress } from '../listeners.js';
 import type { BindTarget } from '../port-spec.js';
 
 /**
@@ -20,10 +21,8 @@ import type { BindTarget } from '../port-spec.js';
  */
 export const protocolVersion = 2;
 
-/** ListenAddress is a bound address as reported to the supervisor. */
-export type ListenAddress =
-  | { proto: 'tcp' | 'udp'; address: string; port: number; family: 4 | 6 }
-  | { proto: 'unix'; path: string };
+/** ListenAddress is a bound address as reported to the supervisor: a listener's address. */
+export type ListenAddress = ListenerAddress;
 
 /** SupervisorMessage is what the supervisor sends a worker. */
 export type SupervisorMessage =

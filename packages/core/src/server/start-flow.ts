@@ -13,7 +13,7 @@ import { workerEnv } from '../ipc/globals.js';
 import { adoptListener, bindListener, closeListener, Listener, startAccepting } from '../listeners.js';
 import { createLogger, type LogLevel, type NetplexLogger } from '../logger.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from '../options.js';
-import { type BindTarget, pairPortSpecs, resolveBindTargets } from '../port-spec.js';
+import { pairPortSpecs, resolveBindTargets } from '../port-spec.js';
 import type { ServerContext } from './context.js';
 import type { HookRunner } from './hook-runner.js';
 import type { ConstructorArgs, StartOptions } from './types.js';
@@ -87,11 +87,10 @@ export class StartFlow<S> {
     ctx.state = 'starting';
     ctx.parked = [];
     ctx.awaitingCounter = options.migrating ?? false;
-    let targets: readonly BindTarget[] = [];
     const steps: Record<StepName, () => Promise<void> | void> = {
       configure: () => this.#configure(options),
       listeners: async () => {
-        targets = options.targets ?? (await resolveBindTargets(pairPortSpecs(ctx.config)));
+        const targets = options.targets ?? (await resolveBindTargets(pairPortSpecs(ctx.config)));
         ctx.listeners = targets.map((t) => new Listener(t));
       },
       bind: () => this.#bind(options.handles, options.deferAccept ?? false),
