@@ -135,6 +135,11 @@ export const serverOptions = {
     .describe('seconds between runDequeue() calls')
     .meta({ type: 'seconds' }),
   no_client_stdout: flag().default(false).describe('accepted for compatibility: netplex never ties STDOUT'),
+  idle_timeout: number()
+    .pipe(z.number().min(0))
+    .default(0)
+    .describe('seconds without input before a connection is closed through muxTimeout (0: never)')
+    .meta({ type: 'seconds' }),
   max_input_buffer: integer(1)
     .default(1024 * 1024)
     .describe('bytes of unconsumed input a client may hold before it is disconnected')
@@ -148,6 +153,11 @@ export const serverOptions = {
     .default(30)
     .describe('seconds a retired worker serves its live connections before closing them')
     .meta({ type: 'seconds' }),
+  max_draining: integer(0)
+    .default(2)
+    .describe(
+      'retired workers that may drain at once; a reload past it closes the oldest one\'s connections (0: none drains)',
+    ),
   reload_mode: z
     .enum(['migrate', 'drain'])
     .default('migrate')
