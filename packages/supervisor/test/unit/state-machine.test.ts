@@ -5,31 +5,13 @@
  * temporary directory). Each test checks what an operator sees: the reload's result, `status()`,
  * the log lines, and the phase changes from the debug lines (`phase: A → B`).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MultiplexServer } from '@netplex/core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { supervisorCodes } from '../../src/errors.js';
 import { type Phase, type PhaseName, type Request, requests, stateOf, verdict } from '../../src/phase.js';
-import type { SupervisorStatus } from '../../src/status.js';
-import { Supervisor } from '../../src/supervisor.js';
-import { FakeClock, type FakeEnv, fakeEnv, LogSink, track, type WorkerScript } from '../helpers/fake-env.js';
-
-/** Plain is a server class for its option schema and defaults; no instance of it serves here. */
-class Plain extends MultiplexServer {
-  override muxInput(): void {}
-}
-
-/** Options every test runs with: restarts back off from 100 ms up to 500 ms, 5 s to get ready. */
-const BASE_ARGV = [
-  '--restart_backoff=0.1',
-  '--restart_backoff_max=0.5',
-  '--ready_timeout=5',
-  '--log_level=4',
-];
-const TCP_PORT = ['--port=127.0.0.1:0'];
+import { track, type WorkerScript } from '../helpers/fake-env.js';
+import { connectOutcome, rig, roles, serving, TCP_PORT, tempDir, useRigs, worker } from '../helpers/rig.js';
 
 /** The phase changes every reload begins with. */
 const RELOAD_BEGINS = [
@@ -38,94 +20,7 @@ const RELOAD_BEGINS = [
   'reloading (rebind) → reloading (start-new-worker)',
 ];
 
-interface Rig {
-  clock: FakeClock;
-  env: FakeEnv;
-  sup: Supervisor;
-  log: LogSink;
-}
-
-const rigs: Rig[] = [];
-const dirs: string[] = [];
-
-afterEach(async () => {
-  // Every supervisor is stopped, which closes its real sockets; the clock runs past every bound.
-  for (const r of rigs.splice(0)) {
-    const stopped = track(r.sup.stop());
-    await r.clock.advance(60_000);
-    expect(stopped.settled, 'the supervisor stops').toBe(true);
-  }
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-/** rig builds a supervisor on a fake env whose forks follow `workers`. */
-function rig(workers: WorkerScript[], argv: string[] = TCP_PORT): Rig {
-  const clock = new FakeClock();
-  const env = fakeEnv(clock, workers);
-  const log = new LogSink();
-  const sup = new Supervisor({
-    server: new Plain(),
-    runArgs: {},
-    argv: [...argv, ...BASE_ARGV],
-    entry: 'fake.js',
-    execArgv: [],
-    env,
-    spare: false,
-    logDestination: log,
-  });
-  const r = { clock, env, sup, log };
-  rigs.push(r);
-  return r;
-}
-
-/** serving builds a supervisor and starts it, its first worker ready at once. */
-async function serving(workers: WorkerScript[], argv?: string[]): Promise<Rig> {
-  const r = rig(workers, argv);
-  const started = track(r.sup.start());
-  await r.clock.advance(0);
-  expect(started.error).toBeUndefined();
-  expect(started.settled).toBe(true);
-  expect(r.log.phases()).toEqual(['starting → serving']);
-  return r;
-}
-
-/** roles lists status's workers as [pid, role]. */
-function roles(status: SupervisorStatus): Array<[number, string]> {
-  return status.workers.map((w) => [w.pid, w.role]);
-}
-
-/** worker is the n-th worker forked (from 0). */
-function worker(r: Rig, n: number) {
-  const w = r.env.workers[n];
-  if (!w) throw new Error(`only ${r.env.workers.length} workers were forked, not ${n + 1}`);
-  return w;
-}
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'netplex-sm-'));
-  dirs.push(dir);
-  return dir;
-}
-
-/** connectOutcome connects to a unix socket: 'connected', or the error's code. */
-function connectOutcome(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ path });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no outcome connecting to ${path} within 2 s`));
-    }, 2000);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(err.code ?? err.message);
-    });
-  });
-}
+useRigs();
 
 describe('a reload whose new worker is never ready', () => {
   it('fails with SUP_ERR_READY_TIMEOUT after ready_timeout; the new worker is killed, the old one serves on', async () => {
