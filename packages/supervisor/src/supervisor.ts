@@ -57,6 +57,8 @@ export class Supervisor {
   readonly #spare: Spare;
   /** Workers replaced by a reload that are still serving their last connections. */
   readonly #retiring = new Set<WorkerProcess>();
+  /** Draining workers told to close their connections now, because max_draining was passed. */
+  readonly #cut = new WeakSet<WorkerProcess>();
   /** The new worker of a reload, while it starts (before it is ready). */
   #incoming: WorkerProcess | undefined;
   /** The new worker of a migration under way, until the reload adopts it (or it fails). */
@@ -336,6 +338,7 @@ export class Supervisor {
       },
       retired: (old, exited) => {
         this.#retiring.add(old);
+        this.#capDraining();
         void old.exited.then(async () => {
           this.#retiring.delete(old);
           this.#broadcasts.update();
@@ -369,6 +372,24 @@ export class Supervisor {
     return relay.start(drainMs).finally(() => {
       if (this.#migration === relay) this.#migration = undefined;
     });
+  }
+
+  /**
+   * capDraining keeps at most max_draining workers draining: past it, the oldest ones close their
+   * connections and exit now (they stay listed as draining until they have exited).
+   */
+  #capDraining(): void {
+    const draining = [...this.#retiring].filter((w) => !this.#cut.has(w) && w.state !== 'exited');
+    const max = this.config?.max_draining ?? Number.POSITIVE_INFINITY;
+    for (const oldest of draining.slice(0, Math.max(0, draining.length - max))) {
+      this.#cut.add(oldest);
+      this.logger.log(2, `max_draining (${max}) reached: closing the oldest draining worker's connections`, {
+        worker: oldest.pid,
+        generation: oldest.generation,
+        draining: draining.length,
+      });
+      void oldest.stopWithin(STOP_KILL_AFTER_MS);
+    }
   }
 
   #fork(config: Readonly<ServerConfig> = this.config): WorkerProcess {

@@ -140,8 +140,10 @@ export interface WorkerScript {
   start?: StartScript;
   /** It exits with `code` `afterMs` after it reported ready. */
   exitAfterReady?: { afterMs: number; code: number };
-  /** How long it takes to exit (code 0) once told to retire, stop or quit (a drain): 0 by default. */
+  /** How long it takes to exit (code 0) once told to retire or quit (a drain): 0 by default. */
   leaveAfterMs?: number;
+  /** How long it takes to exit once told to stop, even while draining: leaveAfterMs by default. */
+  stopAfterMs?: number;
   migrate?: MigrateScript;
 }
 
@@ -191,6 +193,8 @@ export class FakeWorker extends EventEmitter {
   #began = false;
   /** Told to retire, stop or quit: it exits once its drain is over. */
   #leaving = false;
+  /** Told to stop: it exits once stopAfterMs has passed. */
+  #stopping = false;
   /** Its exit is on its way: it neither says nor does anything more. */
   #exiting = false;
   readonly #timers = new Set<TimerHandle>();
@@ -314,9 +318,11 @@ export class FakeWorker extends EventEmitter {
         this.say({ type: 'netplex:status', ack: m.seq, connections: 0, requests: 0 });
         return;
       case 'netplex:retire':
-      case 'netplex:stop':
       case 'netplex:quit':
         this.#leave();
+        return;
+      case 'netplex:stop':
+        this.#stop();
         return;
       case 'netplex:migrate':
         this.#migrateOut();
@@ -359,6 +365,14 @@ export class FakeWorker extends EventEmitter {
     if (this.#leaving) return;
     this.#leaving = true;
     this.#after(this.script.leaveAfterMs ?? 0, () => this.exitWith(0, null));
+  }
+
+  /** stop ends the worker after stopAfterMs, a drain under way or not (a stop closes every connection). */
+  #stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#leaving = true;
+    this.#after(this.script.stopAfterMs ?? this.script.leaveAfterMs ?? 0, () => this.exitWith(0, null));
   }
 
   #migrateOut(): void {

@@ -293,6 +293,54 @@ describe('status', () => {
   });
 });
 
+describe('draining workers', () => {
+  it("are bounded by max_draining: a reload past it closes the oldest drainer's connections, and everyone else is served", async () => {
+    const { proc, port, pidFile, behaviourFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--pid_file={pid}',
+      '--reload_mode=drain',
+      '--max_draining=1',
+    ]);
+    /** closed resolves once the server has closed `socket`. */
+    const closed = (socket: net.Socket) =>
+      new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const live: Array<{ socket: net.Socket; gone: Promise<void> }> = [];
+    const hold = async (tag: string) => {
+      const { line, socket } = await greet(port);
+      expect(line).toBe(`hello from ${tag}`);
+      live.push({ socket, gone: closed(socket) });
+    };
+    await hold('v1');
+    const first = (await statusJson(pidFile)).worker_pid as number;
+    behaviour(behaviourFile, { tag: 'v2' });
+    expect((await proc.hup('the first reload')).msg).toMatch(/^reloaded in/);
+    await hold('v2');
+    const before = proc.lines.length;
+    behaviour(behaviourFile, { tag: 'v3' });
+    expect((await proc.hup('the second reload')).msg).toMatch(/^reloaded in/);
+    const cut = await proc.waitLog(
+      (l) => String(l.msg).startsWith('max_draining'),
+      'the cap',
+      10_000,
+      before,
+    );
+    expect(cut).toMatchObject({ worker: first, generation: 1, draining: 2 });
+    // The oldest drainer's connection is closed by the server; the other drainer's is still served.
+    await live[0]!.gone;
+    await waitGone(first, 'the oldest drainer');
+    expect(await ask(live[1]!.socket, 'still here')).toBe('v2 still here');
+    const { workers } = await checkInvariants(pidFile, port, 'after the cap');
+    expect(workers.filter((w) => w.role !== 'spare').map((w) => [w.role, w.generation])).toEqual([
+      ['serving', 3],
+      ['draining', 2],
+    ]);
+    const { line, socket } = await greet(port);
+    expect(line).toBe('hello from v3');
+    socket.destroy();
+    live[1]!.socket.destroy();
+  });
+});
+
 describe('configuration errors found on reload', () => {
   it('report the configuration code with file and line only, as at start', async () => {
     const dir = tempDir();
