@@ -49,6 +49,12 @@ export interface ConfigSources {
    * reloads: a key the new code adds is the new worker's to validate.
    */
   confUnknown?: 'error' | 'skip' | undefined;
+  /**
+   * The conf_file's text, read already: parsed instead of reading the file. A supervisor passes its
+   * workers the text it validated, so that a worker restarted after a crash runs the configuration
+   * in force, not one edited on disk since (which only a reload takes up).
+   */
+  confText?: string | undefined;
 }
 
 /** Config is the validated configuration of an options shape. */
@@ -59,6 +65,8 @@ export interface LoadedConfig<S extends z.ZodRawShape> {
   readonly config: Config<S>;
   /** Command-line arguments that are not options, in order, for the server to read. */
   readonly rest: string[];
+  /** The conf_file's text, when one was read (or given as `confText`). */
+  readonly confText?: string;
 }
 
 /** OptionKeys are the keys of a shape, and which of them take lists. */
@@ -221,13 +229,15 @@ export function loadConfig<S extends z.ZodRawShape>(shape: S, sources: ConfigSou
   const defaultsLayer = layerFromCode(sources.defaults, { kind: 'defaultValues()' }, keys);
 
   let confLayer: Layer = new Map();
+  let confText: string | undefined;
   const confSetting = [constructorLayer, argvLayer, runLayer, defaultsLayer]
     .map((layer) => layer.get('conf_file'))
     .find((setting) => setting !== undefined);
   if (confSetting !== undefined && shape.conf_file !== undefined) {
     const file = validate('conf_file', shape.conf_file, confSetting, false);
     if (typeof file === 'string' && file !== '') {
-      const text = readConfFile(resolve(sources.cwd ?? process.cwd(), file));
+      const text = sources.confText ?? readConfFile(resolve(sources.cwd ?? process.cwd(), file));
+      confText = text;
       confLayer = layerFromText(parseConfFile(text, file, keys.known, keys.list, sources.confUnknown));
     }
   }
@@ -250,5 +260,6 @@ export function loadConfig<S extends z.ZodRawShape>(shape: S, sources: ConfigSou
     entries.push([key, validate(key, schema, setting, keys.list.has(key))]);
   }
   const config = deepFreeze(Object.fromEntries(entries)) as Config<S>;
-  return { config, rest: argv === undefined ? [] : [...argv.rest] };
+  const rest = argv === undefined ? [] : [...argv.rest];
+  return confText === undefined ? { config, rest } : { config, rest, confText };
 }

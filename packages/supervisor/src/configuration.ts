@@ -32,7 +32,7 @@ export function loadServerConfiguration(
   const { server, runArgs, argv, cwd } = sources;
   const ctor = server.constructor as typeof MultiplexServer;
   const shape = { ...serverOptions, ...ctor.options } as OptionsShape;
-  const { config } = loadConfig(shape, {
+  const { config, confText } = loadConfig(shape, {
     constructor: server.args,
     argv,
     run: runArgs,
@@ -40,5 +40,17 @@ export function loadServerConfiguration(
     cwd: cwd ?? process.cwd(),
     confUnknown: reload ? 'skip' : 'error',
   });
+  if (confText !== undefined) confTexts.set(config, confText);
   return config as unknown as Readonly<ServerConfig>;
+}
+
+/** The conf_file text each configuration was read from. */
+const confTexts = new WeakMap<object, string>();
+
+/**
+ * confTextOf is the conf_file text `config` was read from: what a worker started with that
+ * configuration parses, rather than the file as it is on disk now.
+ */
+export function confTextOf(config: Readonly<ServerConfig>): string | undefined {
+  return confTexts.get(config);
 }

@@ -20,6 +20,7 @@ import {
   type ServerConfig,
 } from '@netplex/core';
 import type { ListenAddress } from '@netplex/core/internal';
+import { confTextOf } from './configuration.js';
 import type { SupervisorEnv } from './env.js';
 import { SupervisorError } from './errors.js';
 import type { ListenHandle } from './handles.js';
@@ -153,6 +154,7 @@ export class Reload {
         readyTimeoutMs: this.#config.ready_timeout * 1000,
         migrate: this.#migrate,
         deferAccept: true,
+        confText: confTextOf(this.#config),
       });
     } finally {
       host.incoming(undefined, 'starting');

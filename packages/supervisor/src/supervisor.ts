@@ -20,7 +20,7 @@ import {
 } from '@netplex/core';
 import type { ListenAddress } from '@netplex/core/internal';
 import { BroadcastRelay } from './broadcast-relay.js';
-import { loadServerConfiguration } from './configuration.js';
+import { confTextOf, loadServerConfiguration } from './configuration.js';
 import { STOP_KILL_AFTER_MS } from './defaults.js';
 import { realEnv, type SupervisorEnv } from './env.js';
 import type { ListenHandle } from './handles.js';
@@ -120,6 +120,7 @@ export class Supervisor {
           restarting: false,
           readyTimeoutMs: this.config.ready_timeout * 1000,
           deferAccept: true,
+          confText: confTextOf(this.config),
         });
       },
       restarted: () => {
@@ -194,6 +195,7 @@ export class Supervisor {
       this.#addresses = await worker.start(this.#targets, this.#held.passable(), {
         restarting: false,
         readyTimeoutMs: this.config.ready_timeout * 1000,
+        confText: confTextOf(this.config),
       });
       this.#targets = pinUdpPorts(this.#targets, this.#addresses);
       this.#adopt(worker);

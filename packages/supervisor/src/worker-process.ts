@@ -45,6 +45,8 @@ export interface StartOptions {
   migrate?: boolean;
   /** The handles already listen: it accepts only once its loop starts. */
   deferAccept?: boolean;
+  /** The conf_file text of the configuration it starts with. */
+  confText?: string | undefined;
 }
 
 /** WorkerExit is how a worker ended. */
@@ -220,7 +222,7 @@ export class WorkerProcess {
     handles: ReadonlyMap<string, ListenHandle>,
     opts: StartOptions,
   ): Promise<ListenAddress[]> {
-    const { restarting, readyTimeoutMs, migrate = false, deferAccept = false } = opts;
+    const { restarting, readyTimeoutMs, migrate = false, deferAccept = false, confText } = opts;
     const env = this.#env;
     let timer: TimerHandle | undefined;
     const failed = new Promise<never>((_, reject) => {
@@ -271,6 +273,7 @@ export class WorkerProcess {
         readyTimeoutMs,
         migrate,
         deferAccept,
+        ...(confText === undefined ? {} : { confText }),
       });
       await this.sendHandles(handles);
       return ready;

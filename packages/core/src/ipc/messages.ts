@@ -45,6 +45,8 @@ export type SupervisorMessage =
        * leave connections to the old worker or the kernel's backlog until then.
        */
       deferAccept?: boolean;
+      /** The conf_file's text the supervisor validated: the worker parses it instead of reading the file. */
+      confText?: string;
     }
   /** A listen handle for `key`, sent with the message. The worker answers `netplex:ack`. */
   | { type: 'netplex:handle'; seq: number; key: string }

@@ -105,6 +105,7 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
           restarting: msg.restarting,
           migrating: msg.migrate ?? false,
           deferAccept: msg.deferAccept ?? false,
+          confText: msg.confText,
         });
       } catch (err) {
         server.observeHooks(undefined);

@@ -118,6 +118,7 @@ export class StartFlow<S> {
       run: options.run ?? {},
       defaults: server.defaultValues(),
       cwd: options.cwd ?? process.cwd(),
+      confText: options.confText,
     });
     ctx.config = config as unknown as ServerConfig;
     server.config = ctx.config;

@@ -18,6 +18,8 @@ export interface StartOptions {
   run?: Record<string, unknown>;
   /** Working directory a relative conf_file is read from. Default: process.cwd(). */
   cwd?: string;
+  /** The conf_file's text, parsed instead of reading the file (the supervisor's validated copy). */
+  confText?: string | undefined;
   /** Where log lines go when log_file is unset. Default: stderr. */
   logDestination?: NodeJS.WritableStream;
   /** Listen handles bound elsewhere (by the supervisor), by bind-target key. */

@@ -277,6 +277,15 @@ describe('loadConfig conf_file', () => {
     expect(config.group).toBe('outer');
   });
 
+  it('is parsed from confText when given, and the text read is returned', () => {
+    const file = confFile('user on-disk\n');
+    const given = loadConfig(serverOptions, { argv: [`--conf_file=${file}`], confText: 'user given\n' });
+    expect(given.config.user).toBe('given');
+    expect(given.confText).toBe('user given\n');
+    expect(loadConfig(serverOptions, { argv: [`--conf_file=${file}`] }).confText).toBe('user on-disk\n');
+    expect(loadConfig(serverOptions, {}).confText).toBeUndefined();
+  });
+
   it('throws ConfigFileError when missing', () => {
     const file = join(dir, 'missing.conf');
     const err = caught(() => loadConfig(serverOptions, { argv: [`--conf_file=${file}`] }));

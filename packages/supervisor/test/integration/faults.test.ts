@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkInvariants } from '../helpers/invariants.js';
 import { ask, behaviour, cli, greet, startTagged, statusJson, tempDir, waitGone } from '../helpers/proc.js';
+import { mulberry32 } from '../helpers/random.js';
 
 /**
  * trickle opens one connection every `everyMs` until `stop()`; each greets, is asked a line and
@@ -341,6 +342,43 @@ describe('draining workers', () => {
   });
 });
 
+describe('crash restarts and the conf file', () => {
+  it('a restart runs the configuration in force, not the conf file as edited since: only a reload takes that up', async () => {
+    const dir = tempDir();
+    const conf = join(dir, 'server.conf');
+    writeFileSync(conf, 'port 127.0.0.1:0\nmotto first\n');
+    const { proc, port, pidFile } = await startTagged(
+      ['--conf_file', conf, '--pid_file={pid}', '--restart_backoff=0.05'],
+      { dir, behaviour: { motto: true } },
+    );
+    const greeting = async () => {
+      const { line, socket } = await greet(port);
+      socket.destroy();
+      return line;
+    };
+    expect(await greeting()).toBe('hello from v1: first');
+    const restart = async (what: string) => {
+      const pid = (await statusJson(pidFile)).worker_pid as number;
+      const before = proc.lines.length;
+      process.kill(pid, 'SIGKILL');
+      await proc.waitLog((l) => String(l.msg).includes('restarted'), what, 20_000, before);
+      await checkInvariants(pidFile, port, what);
+    };
+    writeFileSync(conf, 'port 127.0.0.1:0\nmotto second\n');
+    await restart('a restart after the conf file changed');
+    expect(await greeting()).toBe('hello from v1: first');
+    writeFileSync(conf, 'port 127.0.0.1:0\nmotto second\nmax_input_bufer 4096\n');
+    expect((await proc.hup('the failed reload')).code).toBe('MPX_ERR_CONFIG_UNKNOWN_OPTION');
+    await restart('a restart while the conf file is invalid');
+    expect(await greeting()).toBe('hello from v1: first');
+    writeFileSync(conf, 'port 127.0.0.1:0\nmotto second\n');
+    expect((await proc.hup('the reload')).msg).toMatch(/^reloaded in/);
+    expect(await greeting()).toBe('hello from v1: second');
+    await restart('a restart after the reload');
+    expect(await greeting()).toBe('hello from v1: second');
+  });
+});
+
 describe('configuration errors found on reload', () => {
   it('report the configuration code with file and line only, as at start', async () => {
     const dir = tempDir();
@@ -359,18 +397,6 @@ describe('configuration errors found on reload', () => {
     await checkInvariants(pidFile, port, 'after the failed reload');
   });
 });
-
-/** mulberry32 is a small seeded generator: a failing run names its seed, and the same seed replays it. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('random faults', () => {
   const rounds = Number(process.env.NETPLEX_FAULT_ROUNDS ?? 4);
