@@ -55,7 +55,10 @@ export function useRigs(): void {
 }
 
 /** rig builds a supervisor on a fake env whose forks follow `workers`. */
-export function rig(workers: WorkerScript[], argv: string[] = TCP_PORT): Rig {
+export function rig(
+  workers: WorkerScript[] | ((index: number) => WorkerScript),
+  argv: string[] = TCP_PORT,
+): Rig {
   const clock = new FakeClock();
   const env = fakeEnv(clock, workers);
   const log = new LogSink();
