@@ -96,3 +96,22 @@ export function writeResults(results, base) {
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(`${base}.md`, markdown(results));
 }
+
+/**
+ * keepSoak carries the soak of the results in `file` (a `--soak` run's) over into a full run, which
+ * does not run it.
+ * @param {Results} results
+ * @param {string} file
+ */
+export function keepSoak(results, file) {
+  try {
+    /** @type {Results} */
+    const earlier = JSON.parse(readFileSync(file, 'utf8'));
+    const soak = earlier.scenarios?.soak;
+    if (!soak) return;
+    results.scenarios.soak = soak;
+    results.reran = (earlier.reran ?? []).filter((x) => x.scenario === 'soak');
+    const failures = (earlier.failures ?? []).filter((f) => f.startsWith('soak:'));
+    results.failures = [...(results.failures ?? []), ...failures];
+  } catch {}
+}
