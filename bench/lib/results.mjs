@@ -59,7 +59,7 @@ export function createResults({ quick, cfg, cpu, skipped }) {
 
 /**
  * mergeInto keeps the scenarios of an earlier full run in `file` that this one (--only) did not run
- * again: the earlier date, machine and failures stay, and `reran` records which scenarios are newer,
+ * again: the earlier date, machine, duration and failures stay, and `reran` records which scenarios are newer,
  * and when.
  * @param {Results} results
  * @param {string} file
@@ -81,6 +81,7 @@ export function mergeInto(results, file) {
     date: earlier.date,
     machine: earlier.machine,
     config: earlier.config,
+    seconds: earlier.seconds,
     scenarios: { ...earlier.scenarios, ...results.scenarios },
     failures: [...failures, ...(results.failures ?? [])],
     reran,
