@@ -68,8 +68,8 @@ const only = argv
   .split(',');
 const soakArg = argv.find((a) => a.startsWith('--soak='));
 const soakMinutes = soakArg ? Number(soakArg.slice(7)) : undefined;
-if (soakMinutes !== undefined && !(soakMinutes > 0)) {
-  log(`--soak=MINUTES needs a positive number of minutes, not ${soakArg}`);
+if (argv.includes('--soak') || (soakMinutes !== undefined && !(soakMinutes > 0))) {
+  log(`--soak=MINUTES needs a positive number of minutes, not ${soakArg ?? '--soak'}`);
   process.exit(2);
 }
 const cfg = configFor(quick, process.env);
