@@ -37,7 +37,7 @@ import { failureRecorder } from './lib/failures.mjs';
 import { buildLoadgen } from './lib/loadgen.mjs';
 import { log } from './lib/log.mjs';
 import { BENCH, BUILD, ROOT } from './lib/paths.mjs';
-import { createResults, mergeInto, writeResults } from './lib/results.mjs';
+import { createResults, keepSoak, mergeInto, writeResults } from './lib/results.mjs';
 import { detectTools } from './lib/tools.mjs';
 import { Tracker } from './lib/tracker.mjs';
 import { echo } from './scenarios/echo.mjs';
@@ -46,6 +46,7 @@ import { lines } from './scenarios/lines.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { migrate } from './scenarios/migrate.mjs';
 import { reload } from './scenarios/reload.mjs';
+import { soak } from './scenarios/soak.mjs';
 import { startup } from './scenarios/startup.mjs';
 
 /** @type {[string, (ctx: Context) => Promise<object>][]} The scenarios, in the order they run. */
@@ -65,6 +66,12 @@ const only = argv
   .find((a) => a.startsWith('--only='))
   ?.slice(7)
   .split(',');
+const soakArg = argv.find((a) => a.startsWith('--soak='));
+const soakMinutes = soakArg ? Number(soakArg.slice(7)) : undefined;
+if (argv.includes('--soak') || (soakMinutes !== undefined && !(soakMinutes > 0))) {
+  log(`--soak=MINUTES needs a positive number of minutes, not ${soakArg ?? '--soak'}`);
+  process.exit(2);
+}
 const cfg = configFor(quick, process.env);
 const { BENCH_BUSY_CONNS } = process.env;
 
@@ -103,8 +110,10 @@ async function main() {
     `${quick ? 'quick' : 'full'} run on ${cpu.cores} cores, Node ${process.version}${cpu.pinned ? ', pinned' : ''}`,
   );
   for (const s of tools.skipped) log(`skipped: ${s}`);
-  for (const [name, run] of SCENARIOS) {
-    if (only && !only.includes(name)) continue;
+  /** @type {[string, (ctx: Context) => Promise<object>][]} */
+  const scenarios = soakMinutes ? [['soak', (c) => soak(c, soakMinutes)]] : SCENARIOS;
+  for (const [name, run] of scenarios) {
+    if (only && !soakMinutes && !only.includes(name)) continue;
     log(`--- ${name}`);
     try {
       results.scenarios[name] = await run(ctx);
@@ -113,10 +122,14 @@ async function main() {
       fail(name, messageOf(err));
     }
   }
-  results.failures = failures;
   results.seconds = Math.round((Date.now() - began) / 1000);
-  const base = quick ? join(BUILD, 'quick-results') : join(BENCH, 'results');
-  if (only && !quick) mergeInto(results, `${base}.json`);
+  const soakResult = /** @type {{ failures?: string[] } | undefined} */ (results.scenarios.soak);
+  for (const f of soakResult?.failures ?? []) fail('soak', f);
+  results.failures = failures;
+  const base = quick && !soakMinutes ? join(BUILD, 'quick-results') : join(BENCH, 'results');
+  // --only and --soak replace just their scenarios; a full run keeps the last soak.
+  if (soakMinutes || (only && !quick)) mergeInto(results, `${base}.json`);
+  else if (!quick) keepSoak(results, `${base}.json`);
   writeResults(results, base);
   log(`wrote ${relative(ROOT, base)}.md and .json in ${results.seconds} s`);
   if (failures.length) {

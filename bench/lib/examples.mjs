@@ -10,7 +10,7 @@ import { EXAMPLES, ROOT } from './paths.mjs';
  * @param {(msg: string) => void} log
  */
 export function ensureExamples(log) {
-  const stale = ['echo', 'lines', 'httpd'].some((n) => {
+  const stale = ['echo', 'lines', 'httpd', 'samplechat'].some((n) => {
     const js = join(EXAMPLES, 'dist', `${n}.js`);
     return !existsSync(js) || statSync(js).mtimeMs < statSync(join(EXAMPLES, 'src', `${n}.ts`)).mtimeMs;
   });

@@ -3,6 +3,7 @@
 /** @import { Results } from './results.mjs' */
 /** @import { Summary } from './stats.mjs' */
 import { IDLE_BURSTS } from './idle.mjs';
+import { soakMarkdown } from './soak-markdown.mjs';
 
 /** @typedef {number | null | undefined} Num */
 
@@ -37,10 +38,16 @@ export function markdown(r) {
     `Server pinned to CPU 0, load to CPU 1: ${m.pinned ? 'yes' : 'no (taskset missing)'}. ${r.config.rounds} round(s), systems alternating; each cell is the median (min–max). Ratios pair each round with the baseline's same round. Regenerate with \`pnpm bench\`.`,
   );
   for (const x of r.reran ?? [])
-    L.push(
-      '',
-      `${x.scenario}: run again on its own (\`pnpm bench --only=${x.scenario}\`) on ${x.date.slice(0, 10)} at ${x.date.slice(11, 16)} UTC; the other scenarios are from the full run above.`,
-    );
+    if (x.scenario === 'soak')
+      L.push(
+        '',
+        `soak: \`pnpm bench --soak=${r.scenarios.soak?.minutes}\` on ${x.date.slice(0, 10)} at ${x.date.slice(11, 16)} UTC, on its own (a full run does not run it).`,
+      );
+    else
+      L.push(
+        '',
+        `${x.scenario}: run again on its own (\`pnpm bench --only=${x.scenario}\`) on ${x.date.slice(0, 10)} at ${x.date.slice(11, 16)} UTC; the other scenarios are from the full run above.`,
+      );
   for (const s of r.skipped) L.push('', `Skipped: ${s}`);
   const sc = r.scenarios;
 
@@ -187,6 +194,7 @@ export function markdown(r) {
       );
     }
   }
+  if (sc.soak) L.push(...soakMarkdown(sc.soak));
   const failures = r.failures ?? [];
   if (failures.length) L.push('', '## Failures', '', ...failures.map((f) => `- ${f}`));
   return `${L.join('\n')}\n`;

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { runCaptured } from './capture.mjs';
 import { sleep } from './clock.mjs';
 import { jsonLine } from './json-line.mjs';
 import { BUILD, NETPLEX, ROOT } from './paths.mjs';
@@ -31,10 +32,10 @@ import { stopChild } from './tracker.mjs';
  * startNetplex runs ENTRY under the supervisor (`netplex run`, or `netplex dev`).
  * @param {Pick<Context, 'tracker' | 'cpu'>} ctx
  * @param {string} entry
- * @param {{ dev?: boolean, port?: number }} [options]
+ * @param {{ dev?: boolean, port?: number, args?: string[] }} [options]  `args`: more options for the server
  * @returns {Promise<NetplexServer>}
  */
-export async function startNetplex(ctx, entry, { dev = false, port = 0 } = {}) {
+export async function startNetplex(ctx, entry, { dev = false, port = 0, args = [] } = {}) {
   const pidFile = join(BUILD, `netplex-${process.pid}-${Math.random().toString(36).slice(2)}.pid`);
   const child = spawnServer(ctx, process.execPath, [
     NETPLEX,
@@ -42,6 +43,7 @@ export async function startNetplex(ctx, entry, { dev = false, port = 0 } = {}) {
     entry,
     `--port=127.0.0.1:${port}`,
     `--pid_file=${pidFile}`,
+    ...args,
   ]);
   // The log format is the supervisor's to change (JSON, or pretty under `dev`): only the message is
   // relied on, and the port and worker come from `netplex status --json`.
@@ -108,4 +110,22 @@ export async function waitReloads(pidFile, n, ms = 60_000) {
     await sleep(100);
   }
   throw new Error(`no reload ${n} within ${ms} ms`);
+}
+
+/**
+ * statusAsync reads `netplex status --json` without blocking the event loop, or undefined when it
+ * fails.
+ * @param {import('./tracker.mjs').Tracker} tracker
+ * @param {string} pidFile
+ * @returns {Promise<(NetplexStatus & { restarts?: number, workers?: { pid: number, role: string, generation: number | null, connections: number | null }[] }) | undefined>}
+ */
+export async function statusAsync(tracker, pidFile) {
+  const r = await runCaptured(
+    tracker,
+    process.execPath,
+    [NETPLEX, 'status', `--pid_file=${pidFile}`, '--json'],
+    {},
+    15_000,
+  );
+  return r.code === 0 ? jsonLine(r.out.trim()) : undefined;
 }

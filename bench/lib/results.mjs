@@ -59,7 +59,7 @@ export function createResults({ quick, cfg, cpu, skipped }) {
 
 /**
  * mergeInto keeps the scenarios of an earlier full run in `file` that this one (--only) did not run
- * again: the earlier date, machine and failures stay, and `reran` records which scenarios are newer,
+ * again: the earlier date, machine, duration and failures stay, and `reran` records which scenarios are newer,
  * and when.
  * @param {Results} results
  * @param {string} file
@@ -81,6 +81,7 @@ export function mergeInto(results, file) {
     date: earlier.date,
     machine: earlier.machine,
     config: earlier.config,
+    seconds: earlier.seconds,
     scenarios: { ...earlier.scenarios, ...results.scenarios },
     failures: [...failures, ...(results.failures ?? [])],
     reran,
@@ -95,4 +96,23 @@ export function mergeInto(results, file) {
 export function writeResults(results, base) {
   writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(`${base}.md`, markdown(results));
+}
+
+/**
+ * keepSoak carries the soak of the results in `file` (a `--soak` run's) over into a full run, which
+ * does not run it.
+ * @param {Results} results
+ * @param {string} file
+ */
+export function keepSoak(results, file) {
+  try {
+    /** @type {Results} */
+    const earlier = JSON.parse(readFileSync(file, 'utf8'));
+    const soak = earlier.scenarios?.soak;
+    if (!soak) return;
+    results.scenarios.soak = soak;
+    results.reran = (earlier.reran ?? []).filter((x) => x.scenario === 'soak');
+    const failures = (earlier.failures ?? []).filter((f) => f.startsWith('soak:'));
+    results.failures = [...(results.failures ?? []), ...failures];
+  } catch {}
 }
