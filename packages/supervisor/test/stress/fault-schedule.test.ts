@@ -28,7 +28,8 @@ const STREAMERS = Number(process.env.NETPLEX_FAULT_STREAMERS ?? 8);
 /** NETPLEX_FAULT_VERBOSE=1 prints each step as it is done. */
 const VERBOSE = process.env.NETPLEX_FAULT_VERBOSE === '1';
 const MAX_DRAINING = 1;
-const READY_TIMEOUT_S = 2;
+/** Long enough for hooks that await up to 1.1 s on a loaded machine; a hanging hook costs this much. */
+const READY_TIMEOUT_S = 5;
 
 const CONF_VALID = 'port 127.0.0.1:0\nreload_mode migrate\n';
 const CONF_INVALID = 'port 127.0.0.1:0\nreload_mode migrate\nmax_input_bufer 4096\n';
@@ -104,7 +105,7 @@ const steps: Record<string, Step> = {
     const mark = run.proc.lines.length;
     run.proc.child.kill('SIGHUP');
     const out = await outcomeAfter(run, mark, 'the reload');
-    if (run.confValid) expect(out.msg).toMatch(/^reloaded in/);
+    if (run.confValid) expect(String(out.msg), `the reload: ${JSON.stringify(out)}`).toMatch(/^reloaded in/);
     else expect(out.code).toBe('MPX_ERR_CONFIG_UNKNOWN_OPTION');
     return `SIGHUP: ${out.msg}`;
   },
@@ -201,7 +202,7 @@ const steps: Record<string, Step> = {
     run.proc.child.kill('SIGHUP');
     const out = await outcomeAfter(run, mark, 'the reload whose hooks await');
     behaviour(run.behaviourFile, {});
-    if (run.confValid) expect(out.msg).toMatch(/^reloaded in/);
+    if (run.confValid) expect(String(out.msg), `the reload: ${JSON.stringify(out)}`).toMatch(/^reloaded in/);
     return `hooks await ${bind} + ${start} ms: ${out.msg}`;
   },
   async confToggle(run) {
