@@ -120,4 +120,24 @@ describe('idle_timeout across a migrating reload', () => {
     expect(closedAt - lastInput).toBeGreaterThanOrEqual(2490);
     expect(closedAt).toBeLessThan(Math.max(await arrived, lastInput + 2500) + 700);
   });
+
+  it('closes on arrival, goodbye first, a migrated connection already idle for longer than the new idle_timeout', async () => {
+    const dir = tempDir();
+    const conf = join(dir, 'server.conf');
+    writeFileSync(conf, 'port 127.0.0.1:0\nidle_timeout 10\n');
+    const { proc, port } = await start(conf, dir);
+    const c = await open(port);
+    const oldPid = /^hello (\d+)\n/.exec(c.text())![1];
+    await new Promise((r) => setTimeout(r, 800));
+    writeFileSync(conf, 'port 127.0.0.1:0\nidle_timeout 0.5\n');
+    const arrived = arrival(proc);
+    const done = await proc.hup('the reload');
+    expect(done).toMatchObject({ mode: 'migrate', migrated: 1, failed: 0 });
+    const closedAt = await closedWithin(c, 10_000);
+    expect(closedAt).toBeLessThan((await arrived) + 700);
+    // The goodbye the new worker wrote came before the close, and nothing of the old worker's after.
+    const bye = /^hello \d+\nidle bye from (\d+)\n$/.exec(c.text());
+    expect(bye, c.text()).not.toBeNull();
+    expect(bye![1]).not.toBe(oldPid);
+  });
 });
