@@ -15,6 +15,8 @@ export interface MuxHost<S> {
   listeners(): readonly Listener[];
   setTimeout(target: MuxTarget<S>, seconds: number | null): void;
   timeoutOf(target: MuxTarget<S>): number | undefined;
+  setIdleTimeout(client: Client<S>, seconds: number | null): void;
+  idleTimeoutOf(client: Client<S>): number | undefined;
   endloop(): void;
   /** Sends a broadcast on to the clients other workers serve (during a migration or a drain). */
   broadcastElsewhere(data: Buffer): void;
@@ -97,6 +99,22 @@ export class Mux<S = Record<string, unknown>> {
   /** getTimeout is when the target's timeout fires, in ms since the epoch, or undefined. */
   getTimeout(target: MuxTarget<S>): number | undefined {
     return this.#host.timeoutOf(target);
+  }
+
+  /**
+   * setIdleTimeout gives one connection its own idle limit in place of idle_timeout and restarts its
+   * idle clock: if no input arrives for `seconds`, muxTimeout runs with `client.idle` true, and the
+   * connection is closed after it unless muxTimeout keeps it. `null` or 0: no idle limit for this
+   * connection. Called in muxTimeout for an idle expiry, it keeps the connection open. Independent of
+   * `setTimeout` (each connection has both); for a UDP client it does nothing.
+   */
+  setIdleTimeout(client: Client<S>, seconds: number | null | undefined): void {
+    this.#host.setIdleTimeout(client, seconds ?? null);
+  }
+
+  /** getIdleTimeout is when a connection's idle limit runs out if no input comes, in ms since the epoch, or undefined. */
+  getIdleTimeout(client: Client<S>): number | undefined {
+    return this.#host.idleTimeoutOf(client);
   }
 
   /** endloop stops the server: listeners close, clients are closed, and the close hooks run. */

@@ -17,6 +17,7 @@ import type { MuxTarget } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
 import { allowDeny, needsLookup, reverseLookup } from './admission.js';
 import { Client, type ClientInfo, clientControl } from './client.js';
+import { LogWindow } from './log-window.js';
 import {
   kSession,
   markClosed,
@@ -28,8 +29,8 @@ import {
   sessionClosed,
 } from './session.js';
 
-/** How often, at most, a line about connections refused at max_connections is logged. */
-const REFUSAL_LOG_MS = 1_000;
+/** How often, at most, a log line a client can cause (refused at max_connections, closed idle) is logged. */
+export const LOG_WINDOW_MS = 1_000;
 
 /** A parked connection's errors (a reset while it waits) are its end: it is skipped when served. */
 function ignoreError(): void {}
@@ -46,8 +47,14 @@ export class ClientFlow<S> {
   readonly #checkOutputOf = (client: Client<S>) => this.#checkOutput(client);
   /** One set of socket event handlers for every connection; each socket carries its session. */
   readonly #on: SocketHandlers;
-  /** Connections refused at max_connections since the last log line about them (see #refused). */
-  readonly #refusals: { count: number; timer: NodeJS.Timeout | undefined } = { count: 0, timer: undefined };
+  /** Connections refused at max_connections: one line a second at most, with their count. */
+  readonly #refusals = new LogWindow(LOG_WINDOW_MS, (count, seconds) =>
+    this.#ctx.log(
+      1,
+      `max_connections (${this.#ctx.config.max_connections}) reached: refused ${count} more in the last ${seconds} s`,
+      { refused: count },
+    ),
+  );
 
   constructor(ctx: ServerContext<S>) {
     this.#ctx = ctx;
@@ -64,7 +71,10 @@ export class ClientFlow<S> {
     }
     const max = ctx.config.max_connections;
     if (max > 0 && ctx.sessions.size + (parked?.length ?? 0) >= max) {
-      this.#refused(max, socket.remoteAddress);
+      // The first of a burst is logged at once, the others counted, so that a flood of clients
+      // cannot flood the log.
+      const peer = socket.remoteAddress;
+      if (this.#refusals.hit()) ctx.log(1, `max_connections (${max}) reached: refusing ${peer}`, { peer });
       socket.destroy();
       return;
     }
@@ -97,37 +107,6 @@ export class ClientFlow<S> {
         listener: listener.label,
       });
     this.enqueue(session, () => this.#runAccept(session));
-  }
-
-  /**
-   * refused logs a connection refused at max_connections: the first at once, the others counted, one
-   * line a second at most, so that a flood of clients cannot flood the log.
-   */
-  #refused(max: number, peer: string | undefined): void {
-    const r = this.#refusals;
-    if (r.timer) {
-      r.count++;
-      return;
-    }
-    this.#ctx.log(1, `max_connections (${max}) reached: refusing ${peer}`, { peer });
-    const flush = () => {
-      if (r.count === 0) {
-        r.timer = undefined;
-        return;
-      }
-      this.#ctx.log(
-        1,
-        `max_connections (${max}) reached: refused ${r.count} more in the last ${REFUSAL_LOG_MS / 1000} s`,
-        {
-          refused: r.count,
-        },
-      );
-      r.count = 0;
-      r.timer = setTimeout(flush, REFUSAL_LOG_MS);
-      r.timer.unref();
-    };
-    r.timer = setTimeout(flush, REFUSAL_LOG_MS);
-    r.timer.unref();
   }
 
   /** unpark serves the connections that waited, in the order they came; those that gave up are gone. */
@@ -197,6 +176,12 @@ export class ClientFlow<S> {
     const { client } = session;
     if (client.phase === 'closed' || session.failed) return;
     client.input.append(chunk);
+    // Input restarts the idle clock (while moving too: the idle time moves with the connection).
+    const idle = session.idle;
+    if (idle) {
+      idle.last = Date.now();
+      if (client.idle) clientControl.setIdle(client, false);
+    }
     // Being frozen for a migration: the input moves with the connection.
     if (client.phase === 'migrating') return;
     if (session.busy || session.queue.length > 0) {
@@ -296,6 +281,8 @@ export class ClientFlow<S> {
     client.accepted = true;
     clientControl.setPhase(client, 'connected');
     ctx.clients.add(client);
+    // The idle clock starts now; muxConnection may give the connection a limit of its own.
+    if (ctx.idleMs > 0) ctx.idle.start(session, ctx.idleMs, false);
     session.hook = 'muxConnection';
     return then(ctx.server.muxConnection(ctx.mux, client), () => {
       if (client.input.length > 0 && !session.inputQueued) {
@@ -330,6 +317,7 @@ export class ClientFlow<S> {
     ctx.sessions.delete(client);
     if (ctx.adopted.size > 0) ctx.adopted.delete(client.id);
     ctx.timeouts.clear(client);
+    ctx.idle.stop(session);
     await this.#isolated(session, 'postProcessRequestHook', () => ctx.server.postProcessRequestHook(client));
     await this.#isolated(session, 'muxClose', () => ctx.server.muxClose(ctx.mux, client));
     client.input.clear();

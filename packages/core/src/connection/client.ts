@@ -60,6 +60,9 @@ export interface ClientControl {
   /** takeEndWhileMoving returns (and forgets) that, for the worker that serves it next. */
   // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
   takeEndWhileMoving(client: Client<any>): ConnectionEnd | undefined;
+  /** setIdle marks a client whose idle limit has passed (or, with false, that it has input again). */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  setIdle(client: Client<any>, idle: boolean): void;
   /** takeHeldOutput returns (and forgets) what was written while the connection was moving. */
   // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
   takeHeldOutput(client: Client<any>): Buffer;
@@ -132,6 +135,18 @@ export class Client<S = Record<string, unknown>> {
   /** While the connection moves between workers: its held output and pending end (see OutputHold). */
   #hold: OutputHold | undefined;
 
+  #idle = false;
+
+  /**
+   * idle is true when the connection has received no input for its idle limit (idle_timeout, or
+   * what `mux.setIdleTimeout` set): muxTimeout runs with it true, and the connection is closed once
+   * muxTimeout returns unless input arrived meanwhile or the server called `mux.setIdleTimeout`.
+   * It is false when muxTimeout runs for a timeout set with `mux.setTimeout`.
+   */
+  get idle(): boolean {
+    return this.#idle;
+  }
+
   /** phase is where the connection is in its life. */
   get phase(): ClientPhase {
     return this.#phase;
@@ -157,6 +172,9 @@ export class Client<S = Record<string, unknown>> {
     clientControl = {
       setPhase: (client, phase) => {
         client.#phase = phase;
+      },
+      setIdle: (client, idle) => {
+        client.#idle = idle;
       },
       holdOutput: (client) => {
         client.#holdOf().waiting = {};

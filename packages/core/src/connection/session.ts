@@ -35,6 +35,19 @@ export interface Session<S> {
   onClosed: Array<() => void> | undefined;
   /** Told when the connection has no hook running or queued (a migration waits for that). */
   onSettled: (() => void) | undefined;
+  /** Its idle clock (idle.ts), while it has one. */
+  idle: IdleClock | undefined;
+}
+
+/** IdleClock is one connection's idle limit and when input last came. */
+export interface IdleClock {
+  /** The limit in ms; 0 when this connection has none (set so with mux.setIdleTimeout). */
+  limitMs: number;
+  /** Set by mux.setIdleTimeout, not idle_timeout: it moves with a migrated connection. */
+  own: boolean;
+  /** When input last came, or the clock was (re)started (Date.now()). */
+  last: number;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** Where a socket keeps its session, so that one set of event handlers serves every socket. */
@@ -57,6 +70,7 @@ export function newSession<S>(client: Client<S>, socket: net.Socket): Session<S>
     done: false,
     onClosed: undefined,
     onSettled: undefined,
+    idle: undefined,
   };
   (socket as SessionSocket<S>)[kSession] = session;
   return session;

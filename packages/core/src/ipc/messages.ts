@@ -167,6 +167,10 @@ export interface FrozenConnection {
   output?: string;
   /** Milliseconds left on the connection's timeout; absent when none is set. */
   timeoutMs?: number;
+  /** Milliseconds the connection had been without input, by its idle clock; absent when it had none. */
+  idleMs?: number;
+  /** The idle limit `mux.setIdleTimeout` set for it, in ms (0: none); absent when it follows idle_timeout. */
+  idleLimitMs?: number;
   /** What muxFreeze() returned (by default the client's state). */
   state: unknown;
 }

@@ -65,6 +65,10 @@ export function adoptConnection<S>(
   if (frozen.output !== undefined) socket.write(Buffer.from(frozen.output, 'base64'));
   if (frozen.input !== undefined) client.input.append(Buffer.from(frozen.input, 'base64'));
   if (frozen.timeoutMs !== undefined) ctx.timeouts.set(client, frozen.timeoutMs / 1000);
+  // Its idle time goes on from where it was: a limit of its own moves with it; otherwise this
+  // worker's idle_timeout applies, counting the time it had been idle already.
+  const own = frozen.idleLimitMs !== undefined;
+  ctx.idle.start(session, frozen.idleLimitMs ?? ctx.idleMs, own, frozen.idleMs ?? 0);
   flow.enqueue(session, () => {
     session.hook = 'muxThaw';
     return ctx.server.muxThaw(ctx.mux, client, frozen.state);

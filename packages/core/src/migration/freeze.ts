@@ -163,6 +163,11 @@ export class Freezer<S> {
     if (output.length > 0) frozen.output = output.toString('base64');
     const timer = this.#ctx.timeouts.get(client);
     if (timer) frozen.timeoutMs = Math.max(0, timer.at - Date.now());
+    const clock = session.idle;
+    if (clock) {
+      frozen.idleMs = this.#ctx.idle.elapsedMs(clock);
+      if (clock.own) frozen.idleLimitMs = clock.limitMs;
+    }
     this.#moves.to(session, 'sent');
     return frozen;
   }
@@ -199,6 +204,8 @@ export class Freezer<S> {
     // A timeout that came due while the connection was on its way fires here now.
     const timer = this.#ctx.timeouts.get(client);
     if (timer && timer.timer === undefined) this.#ctx.timeouts.set(client, 0);
+    // And its idle limit, if that passed meanwhile.
+    this.#ctx.idle.resume(session);
     this.#flow.queueInput(session);
     // Ended while it was on its way: that happens here now, after the output written before.
     if (end === 'destroy') client.destroy();
@@ -212,6 +219,7 @@ export class Freezer<S> {
     const ctx = this.#ctx;
     this.#moves.to(session, 'released');
     ctx.timeouts.clear(client);
+    ctx.idle.stop(session);
     ctx.clients.delete(client);
     ctx.sessions.delete(client);
     if (ctx.adopted.size > 0) ctx.adopted.delete(client.id);

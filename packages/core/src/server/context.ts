@@ -7,6 +7,7 @@
 import type net from 'node:net';
 import type { AccessControl } from '../access.js';
 import type { Client } from '../connection/client.js';
+import type { IdleTimers } from '../connection/idle.js';
 import type { Session } from '../connection/session.js';
 import type { Timeouts } from '../connection/timeouts.js';
 import type { HookMethods } from '../hooks.js';
@@ -48,6 +49,8 @@ export class ServerContext<S> {
   /** The bounds, read once from the configuration (they are checked on every read and write). */
   maxInput = 0;
   maxOutput = 0;
+  /** idle_timeout in ms (0: none), read once from the configuration. */
+  idleMs = 0;
   /** Called when the last connection closes, while draining. */
   onIdle: (() => void) | undefined;
   /**
@@ -64,6 +67,7 @@ export class ServerContext<S> {
     readonly server: HookedServer<S>,
     readonly mux: Mux<S>,
     readonly timeouts: Timeouts<S>,
+    readonly idle: IdleTimers<S>,
   ) {}
 
   /** log writes a message at a Net::Server level (to stderr before the logger exists). */

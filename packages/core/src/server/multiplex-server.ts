@@ -15,6 +15,8 @@
 import type { z } from 'zod';
 import type { Client } from '../connection/client.js';
 import { ClientFlow } from '../connection/client-flow.js';
+import { IdleTimers } from '../connection/idle.js';
+import { IdleExpiry } from '../connection/idle-expiry.js';
 import type { InputBuffer } from '../connection/input.js';
 import { Timeouts } from '../connection/timeouts.js';
 import { ServerClosedError } from '../errors.js';
@@ -78,19 +80,26 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   constructor(args: ConstructorArgs = {}) {
     this.args = args;
     const timeouts = new Timeouts<S>((target) => flow.onTimeout(target));
+    const idle = new IdleTimers<S>((session) => expiry.expired(session));
     this.mux = new Mux<S>({
       clients: () => ctx.clients.values(),
       clientCount: () => ctx.clients.size,
       listeners: () => ctx.listeners,
       setTimeout: (target, seconds) => timeouts.set(target, seconds),
       timeoutOf: (target) => timeouts.get(target)?.at,
+      setIdleTimeout: (client, seconds) => idle.set(ctx.sessions.get(client), seconds),
+      idleTimeoutOf: (client) => {
+        const session = ctx.sessions.get(client);
+        return session && idle.dueAt(session);
+      },
       endloop: () => {
         void this.close();
       },
       broadcastElsewhere: (data) => broadcastElsewhere(ctx, data),
     });
-    const ctx = new ServerContext<S>(this, this.mux, timeouts);
+    const ctx = new ServerContext<S>(this, this.mux, timeouts, idle);
     const flow = new ClientFlow<S>(ctx);
+    const expiry = new IdleExpiry<S>(ctx, flow);
     const hooks = new HookRunner(this, (err) => ctx.logHookError(err));
     const ctor = this.constructor as typeof MultiplexServer;
     const start = new StartFlow<S>(ctx, flow, hooks, this as unknown as Configurable, ctor.options);
@@ -151,7 +160,11 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   muxConnection(_mux: Mux<S>, _client: Client<S>): MaybePromise<void> {}
   /** muxInput runs each time input arrives; consume from the left of `input`, leave the rest. */
   abstract muxInput(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
-  /** muxTimeout runs when a timeout set with `mux.setTimeout` expires. */
+  /**
+   * muxTimeout runs when a timeout set with `mux.setTimeout` expires, and when a connection has had
+   * no input for its idle limit (idle_timeout): then `client.idle` is true, and the connection is
+   * closed once muxTimeout returns unless it calls `mux.setIdleTimeout` (or input came meanwhile).
+   */
   muxTimeout(_mux: Mux<S>, _target: Client<S> | Listener): MaybePromise<void> {}
   /**
    * muxFreeze returns what moves of a client's state when a reload migrates it (JSON-serializable);

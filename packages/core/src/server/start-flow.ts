@@ -135,6 +135,7 @@ export class StartFlow<S> {
     ctx.access = createAccessControl(ctx.config);
     ctx.maxInput = ctx.config.max_input_buffer;
     ctx.maxOutput = ctx.config.max_output_buffer;
+    ctx.idleMs = ctx.config.idle_timeout * 1000;
   }
 
   /** bind binds each listener, or adopts the supervisor's handle for it (at once, or with `defer` at the loop). */

@@ -104,6 +104,7 @@ describe('the API a server author sees', () => {
         'state',
         'input',
         'movable',
+        'idle',
         'log',
         'phase',
         'open',
