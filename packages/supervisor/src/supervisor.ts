@@ -22,6 +22,7 @@ import type { ListenAddress } from '@netplex/core/internal';
 import { BroadcastRelay } from './broadcast-relay.js';
 import { confTextOf, loadServerConfiguration } from './configuration.js';
 import { STOP_KILL_AFTER_MS } from './defaults.js';
+import { Draining } from './draining.js';
 import { realEnv, type SupervisorEnv } from './env.js';
 import type { ListenHandle } from './handles.js';
 import { HeldSockets } from './held-sockets.js';
@@ -56,9 +57,7 @@ export class Supervisor {
   #worker: WorkerProcess | undefined;
   readonly #spare: Spare;
   /** Workers replaced by a reload that are still serving their last connections. */
-  readonly #retiring = new Set<WorkerProcess>();
-  /** Draining workers told to close their connections now, because max_draining was passed. */
-  readonly #cut = new WeakSet<WorkerProcess>();
+  readonly #draining = new Draining();
   /** The new worker of a reload, while it starts (before it is ready). */
   #incoming: WorkerProcess | undefined;
   /** The new worker of a migration under way, until the reload adopts it (or it fails). */
@@ -233,7 +232,7 @@ export class Supervisor {
       [this.#worker, this.#worker?.state === 'starting' ? 'starting' : 'serving'],
       [this.#incoming, 'starting'],
       [this.#migratingIn, 'migrating-in'],
-      ...[...this.#retiring].map((w): [WorkerProcess, WorkerRole] => [w, 'draining']),
+      ...this.#draining.workers.map((w): [WorkerProcess, WorkerRole] => [w, 'draining']),
       [this.#spare.current, 'spare'],
     ]);
     return gatherStatus(rows, this.#worker, {
@@ -339,10 +338,7 @@ export class Supervisor {
         this.#adopt(worker);
       },
       retired: (old, exited) => {
-        this.#retiring.add(old);
-        this.#capDraining();
-        void old.exited.then(async () => {
-          this.#retiring.delete(old);
+        this.#draining.add(old, this.config.max_draining, this.logger, async () => {
           this.#broadcasts.update();
           await exited();
         });
@@ -374,24 +370,6 @@ export class Supervisor {
     return relay.start(drainMs).finally(() => {
       if (this.#migration === relay) this.#migration = undefined;
     });
-  }
-
-  /**
-   * capDraining keeps at most max_draining workers draining: past it, the oldest ones close their
-   * connections and exit now (they stay listed as draining until they have exited).
-   */
-  #capDraining(): void {
-    const draining = [...this.#retiring].filter((w) => !this.#cut.has(w) && w.state !== 'exited');
-    const max = this.config?.max_draining ?? Number.POSITIVE_INFINITY;
-    for (const oldest of draining.slice(0, Math.max(0, draining.length - max))) {
-      this.#cut.add(oldest);
-      this.logger.log(2, `max_draining (${max}) reached: closing the oldest draining worker's connections`, {
-        worker: oldest.pid,
-        generation: oldest.generation,
-        draining: draining.length,
-      });
-      void oldest.stopWithin(STOP_KILL_AFTER_MS);
-    }
   }
 
   #fork(config: Readonly<ServerConfig> = this.config): WorkerProcess {
@@ -428,7 +406,7 @@ export class Supervisor {
 
   /** serving lists the workers with clients: the current one, those retiring, and one migrating in. */
   #serving(): WorkerProcess[] {
-    const all = [this.#worker, this.#migratingIn, ...this.#retiring];
+    const all = [this.#worker, this.#migratingIn, ...this.#draining.workers];
     return [...new Set(all)].filter((w): w is WorkerProcess => w !== undefined && w.state !== 'exited');
   }
 
@@ -489,7 +467,7 @@ export class Supervisor {
     }
     // Workers still draining after a reload: a plain stop ends them now, a graceful one lets them
     // drain for at most drain_timeout.
-    await Promise.all([...this.#retiring].map((w) => w.stopOrKill(graceful, drainMs)));
+    await Promise.all(this.#draining.workers.map((w) => w.stopOrKill(graceful, drainMs)));
     await this.#closeAll();
     const leaked = this.#held.leaked();
     if (leaked.length > 0)
