@@ -156,7 +156,7 @@ export const serverOptions = {
   max_draining: integer(0)
     .default(2)
     .describe(
-      'retired workers that may drain at once; a reload past it closes the oldest one\'s connections (0: none drains)',
+      "retired workers that may drain at once; a reload past it closes the oldest one's connections (0: none drains)",
     ),
   reload_mode: z
     .enum(['migrate', 'drain'])
