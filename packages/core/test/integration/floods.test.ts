@@ -88,6 +88,19 @@ async function sendLine(c: TestClient, mb: number, newline: boolean): Promise<st
   return hash.digest('hex');
 }
 
+/** Storm answers `storm N` by broadcasting N numbered 1 KB lines to every other client, then `done`. */
+class Storm extends MultiplexServer {
+  #seq = 0;
+  override muxInput(mux: Mux, client: Client, input: InputBuffer): void {
+    for (const line of input.lines()) {
+      if (!line.startsWith('storm ')) continue;
+      const pad = 'p'.repeat(1024);
+      for (let i = 0; i < Number(line.slice(6)); i++) mux.broadcast(`${this.#seq++} ${pad}\n`, client);
+      client.print('done\n');
+    }
+  }
+}
+
 /** mulberry32 is a small seeded generator. */
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -134,6 +147,58 @@ describe('floods', () => {
     c.destroy();
     await w.stop();
   }, 90_000);
+
+  it('readers that never read are disconnected past max_output_buffer during a broadcast storm', async () => {
+    const { port, logs } = await startServer(new Storm({ ...local, max_output_buffer: 256 * 1024 }));
+    const reader = await TestClient.connect({ port, host: '127.0.0.1' });
+    // The reader checks the order as lines come, keeping nothing (this process's memory is measured).
+    let heard = 0;
+    let disorder: string | undefined;
+    let partial = '';
+    reader.socket.on('data', (d: Buffer) => {
+      const parts = (partial + d.toString()).split('\n');
+      partial = parts.pop() ?? '';
+      for (const l of parts) {
+        if (Number(l.slice(0, l.indexOf(' '))) !== heard)
+          disorder ??= `line ${heard} came as ${l.slice(0, 20)}`;
+        heard++;
+      }
+    });
+    const mute = await Promise.all(
+      Array.from({ length: 20 }, () => TestClient.connect({ port, host: '127.0.0.1' })),
+    );
+    for (const m of mute) m.socket.pause();
+    const sender = await TestClient.connect({ port, host: '127.0.0.1' });
+    const before = rssKb();
+    // 100 KB at a time, the reader keeping up, 10 MB in all: far past what the kernel holds for a
+    // reader that never reads, and past max_output_buffer beyond it.
+    const n = 10_000;
+    const started = Date.now();
+    for (let k = 1; k <= n / 100; k++) {
+      sender.send('storm 100\n');
+      const deadline = Date.now() + ANSWER_BOUND_MS;
+      while (heard < k * 100) {
+        if (Date.now() > deadline) throw new Error(`${k * 100} broadcasts not at the reader (${heard})`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    }
+    console.log(`broadcast storm: ${n} lines in ${Date.now() - started} ms`);
+    const got = reader.text
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => Number(l.split(' ')[0]));
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
+    for (const m of mute) m.socket.resume();
+    await Promise.all(mute.map((m) => m.waitClosed(10_000)));
+    const after = rssKb();
+    const lines = logs.lines.filter((l) => l.limit === 'max_output_buffer');
+    console.log(`broadcast storm: ${lines.length} log line(s); VmRSS ${before} kB before, ${after} kB after`);
+    // This process also holds the 21 client sockets, so its VmRSS is printed, not bounded, here.
+    // One line for each reader disconnected (not aggregated yet: 20 readers, 20 lines).
+    expect(lines.length, JSON.stringify(lines.map((l) => l.msg))).toBe(mute.length);
+    reader.destroy();
+    sender.destroy();
+  }, 60_000);
 
   it(`${RESETS} connections reset mid-line or mid-output leave no connection behind`, async () => {
     console.log(`resets: NETPLEX_SEED=${SEED}`);
