@@ -56,6 +56,9 @@ export class ClientFlow<S> {
     ),
   );
 
+  /** Clients disconnected past a buffer limit: per limit, one line a second at most, with their count. */
+  readonly #overLimits = new Map<string, LogWindow>();
+
   constructor(ctx: ServerContext<S>) {
     this.#ctx = ctx;
     this.#on = this.#makeSocketHandlers();
@@ -229,11 +232,22 @@ export class ClientFlow<S> {
     if (session.failed) return;
     session.failed = true;
     const err = new LimitError(limit, detail);
-    this.#ctx.log(1, `client ${session.client}: ${err.message}; disconnecting`, {
-      conn: session.client.id,
-      peer: session.client.peeraddr,
-      limit,
-    });
+    let window = this.#overLimits.get(limit);
+    if (!window) {
+      window = new LogWindow(LOG_WINDOW_MS, (count, seconds) =>
+        this.#ctx.log(1, `${limit}: disconnected ${count} more clients in the last ${seconds} s`, {
+          limit,
+          disconnected: count,
+        }),
+      );
+      this.#overLimits.set(limit, window);
+    }
+    if (window.hit())
+      this.#ctx.log(1, `client ${session.client}: ${err.message}; disconnecting`, {
+        conn: session.client.id,
+        peer: session.client.peeraddr,
+        limit,
+      });
     session.client.input.clear();
     session.client.destroy();
   }
