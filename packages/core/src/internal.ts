@@ -6,6 +6,7 @@
  */
 export * from './ipc/channel.js';
 export * from './ipc/globals.js';
+export * from './ipc/message-shapes.js';
 export * from './ipc/messages.js';
 export * from './ipc/worker.js';
 export type { WorkerHost } from './ipc/worker-host.js';

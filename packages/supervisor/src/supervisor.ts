@@ -19,6 +19,7 @@ import {
   type ServerConfig,
 } from '@netplex/core';
 import type { ListenAddress } from '@netplex/core/internal';
+import { BadMessages } from './bad-messages.js';
 import { BroadcastRelay } from './broadcast-relay.js';
 import { confTextOf, loadServerConfiguration } from './configuration.js';
 import { STOP_KILL_AFTER_MS } from './defaults.js';
@@ -58,6 +59,7 @@ export class Supervisor {
   readonly #spare: Spare;
   /** Workers replaced by a reload that are still serving their last connections. */
   readonly #draining = new Draining();
+  readonly #badMessages: BadMessages;
   /** The new worker of a reload, while it starts (before it is ready). */
   #incoming: WorkerProcess | undefined;
   /** The new worker of a migration under way, until the reload adopts it (or it fails). */
@@ -87,6 +89,7 @@ export class Supervisor {
     const self = this;
     this.#opts = opts;
     this.#env = opts.env ?? realEnv;
+    this.#badMessages = new BadMessages(() => this.logger, this.#env);
     const { execArgv, workerEnv, workerStderrLine } = opts;
     this.#spare = new Spare(
       () =>
@@ -381,6 +384,7 @@ export class Supervisor {
       else if (this.#migration) this.#migration.take(worker, m, handle);
       else closeHandleCopy(handle);
     };
+    worker.onBadMessage = (type, problem) => this.#badMessages.report(worker.pid, type, problem);
     return worker;
   }
 

@@ -15,6 +15,7 @@ import {
   type WorkerMessage,
   type WorkerStatus,
   workerEnv,
+  workerMessageProblem,
 } from '@netplex/core/internal';
 import { STOP_KILL_AFTER_MS, WORKER_STATUS_TIMEOUT_MS } from './defaults.js';
 import { realEnv, type SupervisorEnv, type TimerHandle } from './env.js';
@@ -95,6 +96,8 @@ export class WorkerProcess {
    * broadcast), with the socket handle that came with one; the supervisor routes them.
    */
   onRelayed: ((message: RelayedMessage, handle: unknown) => void) | undefined;
+  /** onBadMessage hears of each message from this worker that was dropped: its type, and what was wrong. */
+  onBadMessage: ((type: string, problem: string) => void) | undefined;
   /** exited resolves once the process is gone. */
   readonly exited: Promise<WorkerExit>;
 
@@ -154,7 +157,33 @@ export class WorkerProcess {
     this.#channel = new Channel(this.child, {
       gone: () => new SupervisorError('SUP_ERR_WORKER_FAILED', `worker ${this.pid} is gone`),
     });
-    this.#channel.listen(isWorkerMessage, this.#handlers());
+    // What a worker sends is checked before any handler sees it (see message-shapes.ts): a
+    // malformed or unknown message, or a handle where none belongs, is dropped and reported.
+    const handlers = this.#handlers() as unknown as Record<
+      string,
+      (m: WorkerMessage, handle: unknown) => void
+    >;
+    const drop = (type: string, problem: string, handle: unknown) => {
+      closeHandleCopy(handle);
+      this.onBadMessage?.(type, problem);
+    };
+    const checked = Object.fromEntries(
+      Object.entries(handlers).map(([type, handler]) => [
+        type,
+        (m: WorkerMessage, handle: unknown) => {
+          const problem = workerMessageProblem(m, handle !== undefined && handle !== null);
+          if (problem === undefined) handler(m, handle);
+          else drop(type, problem, handle);
+        },
+      ]),
+    ) as unknown as Handlers<WorkerMessage>;
+    this.#channel.listen(
+      isWorkerMessage,
+      checked,
+      (type, handle) => drop(type, 'a type this supervisor does not know', handle),
+      // A user's own message is not the supervisor's: only a handle that came with one is closed.
+      (_message, handle) => closeHandleCopy(handle),
+    );
     void this.exited.then(() => this.#channel.close());
   }
 
@@ -175,6 +204,8 @@ export class WorkerProcess {
       'netplex:ack': answer,
       'netplex:status': answer,
       'netplex:ready': (m) => {
+        // Only a starting worker gets ready: a second ready, or one from a retiring worker, changes nothing.
+        if (this.state !== 'starting') return;
         this.state = 'ready';
         this.#onReady?.(m.addresses);
       },

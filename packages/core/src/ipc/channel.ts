@@ -148,19 +148,21 @@ export class Channel<Out extends { type: string }, In extends { type: string }> 
   /**
    * listen dispatches each netplex message from the other side to its handler. `isIn` tells the
    * messages of this direction; anything else with the netplex prefix goes to `unknown` (a peer of
-   * another version, or a message meant for another listener). A user's own messages are ignored.
+   * another version, or a message meant for another listener), with the handle that came with it.
+   * A user's own messages go to `other` when given, and are ignored otherwise.
    */
   listen(
     isIn: (value: unknown) => value is In,
     handlers: Handlers<In>,
-    unknown?: (type: string) => void,
+    unknown?: (type: string, handle: unknown) => void,
+    other?: (message: unknown, handle: unknown) => void,
   ): void {
     this.unlisten();
     const table = handlers as unknown as Record<string, (message: In, handle: unknown) => void>;
     this.#listener = (message, handle) => {
-      if (!isNetplexMessage(message)) return;
-      if (isIn(message)) table[message.type]?.(message, handle);
-      else unknown?.(message.type);
+      if (!isNetplexMessage(message)) other?.(message, handle);
+      else if (isIn(message)) table[message.type]?.(message, handle);
+      else unknown?.(message.type, handle);
     };
     this.#endpoint.on('message', this.#listener);
   }
