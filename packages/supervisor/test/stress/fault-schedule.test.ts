@@ -11,7 +11,7 @@
  * - no connection was lost, reset or refused and no byte was lost, duplicated or reordered, except
  *   on connections that were in a worker this schedule killed (they go with it).
  *
- * Size: NETPLEX_FAULT_STEPS (default 30) steps; NETPLEX_FAULT_SEED replays a schedule (a failure
+ * Size: NETPLEX_FAULT_STEPS (default 20) steps; NETPLEX_FAULT_SEED replays a schedule (a failure
  * names its seed and the steps so far); NETPLEX_FAULT_STREAMERS (default 8) persistent clients.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ import { Churn, LineStreamer } from '../helpers/load.js';
 import { ask, behaviour, cli, greet, type Proc, startTagged, tempDir, waitGone } from '../helpers/proc.js';
 import { mulberry32 } from '../helpers/random.js';
 
-const STEPS = Number(process.env.NETPLEX_FAULT_STEPS ?? 30);
+const STEPS = Number(process.env.NETPLEX_FAULT_STEPS ?? 20);
 const SEED = Number(process.env.NETPLEX_FAULT_SEED ?? Date.now() % 1_000_000);
 const STREAMERS = Number(process.env.NETPLEX_FAULT_STREAMERS ?? 8);
 /** NETPLEX_FAULT_VERBOSE=1 prints each step as it is done. */

@@ -4,7 +4,7 @@
  * in a row leave the supervisor's descriptors and memory where they were after the first ten.
  *
  * Size: NETPLEX_HUPS (SIGHUPs in the burst, default 100), NETPLEX_RELOADS (reloads in a row,
- * default 60).
+ * default 40).
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { type Proc, startTagged, statusJson } from '../helpers/proc.js';
 import { readText } from '../helpers/procfs.js';
 
 const HUPS = Number(process.env.NETPLEX_HUPS ?? 100);
-const RELOADS = Number(process.env.NETPLEX_RELOADS ?? 60);
+const RELOADS = Number(process.env.NETPLEX_RELOADS ?? 40);
 
 /** How long the witness may wait for any one answer. */
 const ANSWER_BOUND_MS = 5_000;
