@@ -405,5 +405,8 @@ export class WorkerProcess {
 
 /** closeHandleCopy closes this process's copy of a socket handle that came with a message. */
 export function closeHandleCopy(handle: unknown): void {
-  (handle as { close?: () => void } | undefined)?.close?.();
+  const h = handle as { close?: () => void; destroy?: () => void } | undefined;
+  // A listen handle closes; a connected socket (a net.Socket has no close) is destroyed.
+  if (typeof h?.destroy === 'function') h.destroy();
+  else h?.close?.();
 }
