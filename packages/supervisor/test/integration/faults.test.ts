@@ -112,18 +112,22 @@ describe('connections during async start-up hooks', () => {
     },
     {
       how: 'is still in its preLoopHook at ready_timeout',
-      args: ['--ready_timeout=1'],
+      // The reload reads ready_timeout 1 from the conf file: the first worker starts without it.
+      args: ['--conf_file={dir}/server.conf'],
+      reloadConf: 'ready_timeout 1\n',
       behaviour: () => ({ tag: 'v2', slowStartMs: 5000 }),
       code: 'MPX_ERR_HOOK_TIMEOUT',
     },
   ];
   for (const failed of failedStarts) {
     it(`are left to the old worker when the new one ${failed.how}`, async () => {
-      const { proc, port, pidFile, behaviourFile } = await startTagged([
-        '--port=127.0.0.1:0',
-        '--pid_file={pid}',
-        ...failed.args,
-      ]);
+      const dir = tempDir();
+      writeFileSync(join(dir, 'server.conf'), '');
+      const { proc, port, pidFile, behaviourFile } = await startTagged(
+        ['--port=127.0.0.1:0', '--pid_file={pid}', ...failed.args],
+        { dir },
+      );
+      if (failed.reloadConf !== undefined) writeFileSync(join(dir, 'server.conf'), failed.reloadConf);
       const marker = join(tempDir(), 'broken');
       writeFileSync(marker, '');
       behaviour(behaviourFile, failed.behaviour(marker));
