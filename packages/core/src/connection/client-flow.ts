@@ -17,7 +17,7 @@ import type { MuxTarget } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
 import { allowDeny, needsLookup, reverseLookup } from './admission.js';
 import { Client, type ClientInfo, clientControl } from './client.js';
-import { LogWindow } from './log-window.js';
+import { LOG_WINDOW_MS, LogWindow } from './log-window.js';
 import {
   kSession,
   markClosed,
@@ -28,9 +28,6 @@ import {
   type Step,
   sessionClosed,
 } from './session.js';
-
-/** How often, at most, a log line a client can cause (refused at max_connections, closed idle) is logged. */
-export const LOG_WINDOW_MS = 1_000;
 
 /** A parked connection's errors (a reset while it waits) are its end: it is skipped when served. */
 function ignoreError(): void {}

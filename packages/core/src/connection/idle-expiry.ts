@@ -7,8 +7,8 @@
 import { isPromiseLike } from '../hooks.js';
 import type { ServerContext } from '../server/context.js';
 import { clientControl } from './client.js';
-import { type ClientFlow, LOG_WINDOW_MS } from './client-flow.js';
-import { LogWindow } from './log-window.js';
+import type { ClientFlow } from './client-flow.js';
+import { LOG_WINDOW_MS, LogWindow } from './log-window.js';
 import type { Session } from './session.js';
 
 /** IdleExpiry runs the idle expiries of one server's connections. */

@@ -4,6 +4,9 @@
  * when it ends, so that a flood of clients cannot flood the log.
  */
 
+/** How often, at most, a log line a client can cause (refused at max_connections, closed idle) is logged. */
+export const LOG_WINDOW_MS = 1_000;
+
 /** LogWindow aggregates one kind of log line over windows of `ms`. */
 export class LogWindow {
   readonly #ms: number;

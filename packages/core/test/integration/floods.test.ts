@@ -12,6 +12,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { type Client, type InputBuffer, MultiplexServer, type Mux } from '../../src/index.js';
 import { TestClient } from '../helpers/client.js';
+import { mulberry32 } from '../helpers/fuzz.js';
 import { startServer } from '../helpers/server.js';
 
 const LINE_MB = Number(process.env.NETPLEX_FLOOD_LINE_MB ?? 50);
@@ -112,18 +113,6 @@ class Storm extends MultiplexServer {
       client.print('done\n');
     }
   }
-}
-
-/** mulberry32 is a small seeded generator. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('floods', () => {

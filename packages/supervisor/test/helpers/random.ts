@@ -11,3 +11,14 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** pick chooses one of `items` by its weight. */
+export function pick<T>(random: () => number, items: Array<[number, T]>): T {
+  const total = items.reduce((sum, [w]) => sum + w, 0);
+  let r = random() * total;
+  for (const [w, item] of items) {
+    r -= w;
+    if (r < 0) return item;
+  }
+  return items.at(-1)![1];
+}

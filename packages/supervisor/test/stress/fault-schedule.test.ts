@@ -20,7 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { checkInvariants, type WorkerRow } from '../helpers/invariants.js';
 import { Churn, LineStreamer } from '../helpers/load.js';
 import { ask, behaviour, cli, greet, type Proc, startTagged, tempDir, waitGone } from '../helpers/proc.js';
-import { mulberry32 } from '../helpers/random.js';
+import { mulberry32, pick } from '../helpers/random.js';
 
 const STEPS = Number(process.env.NETPLEX_FAULT_STEPS ?? 20);
 const SEED = Number(process.env.NETPLEX_FAULT_SEED ?? Date.now() % 1_000_000);
@@ -51,17 +51,6 @@ interface Run {
   confValid: boolean;
   /** Connections lost with a worker this schedule killed. */
   lostWithKilled: number;
-}
-
-/** pick chooses one item by weight. */
-function pick<T>(random: () => number, items: Array<[number, T]>): T {
-  const total = items.reduce((s, [w]) => s + w, 0);
-  let r = random() * total;
-  for (const [w, item] of items) {
-    r -= w;
-    if (r < 0) return item;
-  }
-  return items.at(-1)![1];
 }
 
 /** atRest waits until one worker serves, none starts, at most MAX_DRAINING drain; it checks the invariants on the way. */

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SupervisorStatus } from '../../src/status.js';
 import { type FakeWorker, type Tracked, track, type WorkerScript } from '../helpers/fake-env.js';
-import { mulberry32 } from '../helpers/random.js';
+import { mulberry32, pick } from '../helpers/random.js';
 import { type Rig, rig, tempDir, useRigs } from '../helpers/rig.js';
 
 useRigs();
@@ -33,17 +33,6 @@ const CONF_VALID = 'port 127.0.0.1:0\n';
 const CONF_INVALID = 'port 127.0.0.1:0\nmax_input_bufer 4096\n';
 
 type Random = () => number;
-
-/** pick chooses one item by weight. */
-function pick<T>(random: Random, items: Array<[number, T]>): T {
-  const total = items.reduce((s, [w]) => s + w, 0);
-  let r = random() * total;
-  for (const [w, item] of items) {
-    r -= w;
-    if (r < 0) return item;
-  }
-  return items.at(-1)![1];
-}
 
 const upTo = (random: Random, n: number) => Math.floor(random() * (n + 1));
 
