@@ -22,7 +22,7 @@ export * from './hooks.js';
 export * from './listeners.js';
 export * from './logger.js';
 export * from './main.js';
-export type { MigrationCounts } from './migration/types.js';
+export type { MigrationCounts, MigrationTransport } from './migration/types.js';
 export * from './mux.js';
 export * from './options.js';
 export * from './port-spec.js';

@@ -164,6 +164,12 @@ export const serverOptions = {
     .describe(
       'on reload, move live connections to the new worker (migrate) or let the old one finish them (drain)',
     ),
+  migration_transport: z
+    .enum(['auto', 'direct', 'relay'])
+    .default('auto')
+    .describe(
+      'how migrating connections travel: straight from the old worker to the new over a unix socket pair (direct, needs the native module), through the supervisor over IPC (relay), or direct when it can (auto)',
+    ),
   ready_timeout: number()
     .pipe(z.number().positive())
     .default(30)

@@ -1,11 +1,16 @@
 /**
- * fork-worker — how a worker process is started. It imports nothing but Node and core's list of
- * process-wide names (a module without imports), so that the `netplex` command can start the first
- * worker's runtime loading before it loads anything itself.
+ * fork-worker — how a worker process is started. It imports nothing but Node, core's list of
+ * process-wide names (a module without imports) and the native unix-socket module's loader, so that
+ * the `netplex` command can start the first worker's runtime loading before it loads anything itself.
+ *
+ * When the native module is there, each worker gets one end of a unix socket pair of its own (the
+ * link control socket, as descriptor LINK_FD): the supervisor hands it the end of each direct
+ * migration link over it (see migration-relay.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { workerEnv } from '@netplex/core/globals';
+import { linkFdEnv, workerEnv } from '@netplex/core/globals';
+import { loadUnix } from '@netplex/unix';
 
 export { spareChildKey } from '@netplex/core/globals';
 
@@ -37,21 +42,67 @@ export interface WorkerForkOptions {
   pipeStderr?: boolean;
 }
 
+/** The descriptor a worker has its end of the link control socket as. */
+export const LINK_FD = 4;
+
+/** The supervisor's end of each worker's link control socket. */
+const linkControls = new WeakMap<ChildProcess, number>();
+
+/** linkControlOf gives the supervisor's end of `child`'s link control socket, if it has one. */
+export function linkControlOf(child: ChildProcess): number | undefined {
+  return linkControls.get(child);
+}
+
 /** forkWorker starts a worker process. A spare (no entry) does not keep its parent alive. */
 export function forkWorker(opts: WorkerForkOptions): ChildProcess {
-  const child = fork(workerMain, opts.entry === undefined ? [] : [opts.entry, ...opts.argv], {
+  const unix = loadUnix();
+  const pair = unix?.seqpacketPair();
+  const control = Array.isArray(pair) ? pair : undefined;
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, [workerEnv]: '1' };
+  if (control) env[linkFdEnv] = String(LINK_FD);
+  else delete env[linkFdEnv];
+  let child: ChildProcess;
+  try {
+    child = spawnWorker(opts, env, control?.[1]);
+  } catch (err) {
+    if (control) for (const fd of control) unix!.close(fd);
+    throw err;
+  }
+  if (control) {
+    // The worker has its own copy now.
+    unix!.close(control[1]);
+    linkControls.set(child, control[0]);
+    child.once('exit', () => {
+      unix!.close(control[0]);
+      linkControls.delete(child);
+    });
+  }
+  if (opts.entry === undefined) {
+    child.unref();
+    (child.channel as { unref?: () => void } | null | undefined)?.unref?.();
+  }
+  return child;
+}
+
+function spawnWorker(
+  opts: WorkerForkOptions,
+  env: NodeJS.ProcessEnv,
+  linkEnd: number | undefined,
+): ChildProcess {
+  return fork(workerMain, opts.entry === undefined ? [] : [opts.entry, ...opts.argv], {
     execArgv: opts.execArgv,
-    env: { ...process.env, ...opts.env, [workerEnv]: '1' },
-    stdio: ['ignore', 'inherit', opts.pipeStderr ? 'pipe' : 'inherit', 'ipc'],
+    env,
+    stdio: [
+      'ignore',
+      'inherit',
+      opts.pipeStderr ? 'pipe' : 'inherit',
+      'ipc',
+      ...(linkEnd === undefined ? [] : [linkEnd]),
+    ],
     // Its own process group: Ctrl-C at a terminal reaches the supervisor only, which then stops
     // the worker in order (close hooks run) instead of both dying at once.
     detached: true,
     ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
     ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
   });
-  if (opts.entry === undefined) {
-    child.unref();
-    (child.channel as { unref?: () => void } | null | undefined)?.unref?.();
-  }
-  return child;
 }

@@ -1,14 +1,22 @@
 /**
  * migration-relay — the supervisor's part in a migrating reload: it asks the old worker to move its
- * connections out and passes on what goes between the two workers: the server state, each
- * connection with its socket handle (raw, so that the supervisor never reads from it), the output
- * written to a connection after it was sent, and the acknowledgements (in batches). Broadcasts made
- * in either worker meanwhile go through the broadcast relay.
+ * connections out, over one of two transports:
  *
+ * - direct: the supervisor makes a unix socket pair for this migration and hands one end to each
+ *   worker (over its link control socket, see fork-worker.ts); the connections then go straight
+ *   from the old worker to the new, many to a message (core's ipc/direct-migration.ts), and the
+ *   supervisor relays no socket;
+ * - relay: the supervisor passes on what goes between the two workers over Node's IPC: the server
+ *   state, each connection with its socket handle (raw, so that the supervisor never reads from it),
+ *   the output written to a connection after it was sent, and the acknowledgements (in batches).
+ *
+ * Either way the supervisor decides when the migration starts and ends (the old worker's report, or
+ * either worker's death). Broadcasts made in either worker meanwhile go through the broadcast relay.
  * If the new worker dies meanwhile, the connections still in the old worker stay there, and the old
  * worker accepts again (`resume`); the outcome's `ok` is then false.
  */
-import type { MigrationCounts } from '@netplex/core';
+import type { MigrationCounts, MigrationTransport } from '@netplex/core';
+import { loadUnix, unixUnavailable } from '@netplex/unix';
 import type { ListenHandle } from './handles.js';
 import { closeHandleCopy, type RelayedMessage, type WorkerProcess } from './worker-process.js';
 
@@ -16,6 +24,25 @@ import { closeHandleCopy, type RelayedMessage, type WorkerProcess } from './work
 export interface MigrationOutcome {
   ok: boolean;
   counts: MigrationCounts;
+}
+
+/** TransportChoice is the migration_transport option: a transport, or `auto` (direct when it can). */
+export type TransportChoice = 'auto' | MigrationTransport;
+
+/**
+ * transportNote is the line the supervisor logs once at start when migrations cannot go direct
+ * (a warning when the configuration asks for direct), or undefined when they can or do not migrate.
+ */
+export function transportNote(
+  reloadMode: string,
+  choice: TransportChoice,
+): { level: 1 | 2; line: string } | undefined {
+  const missing = unixUnavailable();
+  if (missing === undefined || reloadMode !== 'migrate' || choice === 'relay') return undefined;
+  return {
+    level: choice === 'direct' ? 1 : 2,
+    line: `live migration goes through the supervisor (relay): the native unix-socket module is unavailable (${missing})`,
+  };
 }
 
 /** MigrationRelay relays one migration between its old and its new worker. */
@@ -27,6 +54,7 @@ export class MigrationRelay {
   #newDead: boolean;
   #sentState = false;
   #finished = false;
+  #transport: MigrationTransport = 'relay';
   readonly #handles: Map<string, ListenHandle>;
   #resolve!: (outcome: MigrationOutcome) => void;
   /** outcome resolves once the old worker reports the migration over (or one of the two is gone). */
@@ -42,9 +70,18 @@ export class MigrationRelay {
     this.#newDead = neu.state === 'exited';
   }
 
-  /** start asks the old worker to move its connections out; what it does not move drains `drainMs`. */
-  start(drainMs: number): Promise<MigrationOutcome> {
+  /** transport is how this migration's connections travel (known once it started). */
+  get transport(): MigrationTransport {
+    return this.#transport;
+  }
+
+  /**
+   * start asks the old worker to move its connections out, over the transport `choice` allows and
+   * both workers can use; what it does not move drains `drainMs`.
+   */
+  start(drainMs: number, choice: TransportChoice = 'auto'): Promise<MigrationOutcome> {
     const { old, neu } = this;
+    if (choice !== 'relay' && this.#handLink()) this.#transport = 'direct';
     void neu.exited.then(() => {
       this.#newDead = true;
       if (this.#pending.size > 0) this.#nack([...this.#pending]);
@@ -52,11 +89,36 @@ export class MigrationRelay {
     });
     void old.exited.then(() => {
       // The old worker is gone: the new one must not wait for its counter any longer.
-      if (!this.#sentState && !this.#newDead) neu.post({ type: 'netplex:server-state', data: null });
+      // (Over a direct link, the new worker finds that out itself at the migration's end.)
+      if (this.#transport === 'relay' && !this.#sentState && !this.#newDead)
+        neu.post({ type: 'netplex:server-state', data: null });
       void this.#finish({ migrated: 0, drained: 0, failed: 0, ms: 0 });
     });
-    old.post({ type: 'netplex:migrate', drainTimeoutMs: drainMs });
+    if (this.#transport === 'direct') {
+      neu.post({ type: 'netplex:link' });
+      old.post({ type: 'netplex:migrate', drainTimeoutMs: drainMs, transport: 'direct' });
+    } else old.post({ type: 'netplex:migrate', drainTimeoutMs: drainMs });
     return this.outcome;
+  }
+
+  /**
+   * handLink makes this migration's socket pair and hands one end to each worker, over its link
+   * control socket; false (nothing handed) when either worker cannot take part or a step fails.
+   */
+  #handLink(): boolean {
+    const { old, neu } = this;
+    const unix = loadUnix();
+    if (!unix || !old.direct || !neu.direct || this.#newDead) return false;
+    if (old.linkControl === undefined || neu.linkControl === undefined) return false;
+    const pair = unix.seqpacketPair();
+    if (!Array.isArray(pair)) return false;
+    const note = Buffer.from('link');
+    const handed =
+      unix.send(neu.linkControl, note, [pair[1]]) > 0 && unix.send(old.linkControl, note, [pair[0]]) > 0;
+    // Each worker has its copy now (or, should a worker die first, the kernel drops it).
+    unix.close(pair[0]);
+    unix.close(pair[1]);
+    return handed;
   }
 
   /** take passes on a message one of the two workers sent for the other. */
@@ -127,9 +189,9 @@ export class MigrationRelay {
         await old.sendHandles(this.#handles);
         await old.send({ type: 'netplex:resume' });
       } catch {}
-      this.#resolve({ ok: false, counts });
+      this.#resolve({ ok: false, counts: { ...counts, transport: this.#transport } });
       return;
     }
-    this.#resolve({ ok: !this.#newDead, counts });
+    this.#resolve({ ok: !this.#newDead, counts: { ...counts, transport: this.#transport } });
   }
 }

@@ -25,7 +25,7 @@ import type { SupervisorEnv } from './env.js';
 import { SupervisorError } from './errors.js';
 import type { ListenHandle } from './handles.js';
 import type { HeldSockets } from './held-sockets.js';
-import type { MigrationOutcome } from './migration-relay.js';
+import type { MigrationOutcome, TransportChoice } from './migration-relay.js';
 import type { ReloadStep } from './phase.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -51,12 +51,13 @@ export interface ReloadHost {
   fork(config: Readonly<ServerConfig>): WorkerProcess;
   /** The new worker, while it starts and while it migrates in (for status); undefined after. */
   incoming(worker: WorkerProcess | undefined, role: 'starting' | 'migrating-in'): void;
-  /** migrate relays a migration from `old` to `neu` (see migration-relay.ts). */
+  /** migrate relays a migration from `old` to `neu` over the transport `choice` allows (see migration-relay.ts). */
   migrate(
     old: WorkerProcess,
     neu: WorkerProcess,
     drainMs: number,
     handles: Map<string, ListenHandle>,
+    choice: TransportChoice,
   ): Promise<MigrationOutcome>;
   /** serveWith makes `worker` the current one, with `config`, the targets it serves and their addresses. */
   serveWith(
@@ -197,7 +198,7 @@ export class Reload {
     if (this.#migrate && old) {
       host.incoming(worker, 'migrating-in');
       const outcome = await host
-        .migrate(old, worker, drainMs, host.held.passable(this.#keep))
+        .migrate(old, worker, drainMs, host.held.passable(this.#keep), this.#config.migration_transport)
         .finally(() => host.incoming(undefined, 'migrating-in'));
       this.#migration = outcome.counts;
       if (!outcome.ok) {
@@ -237,11 +238,15 @@ export class Reload {
     const worker = this.#worker!;
     const ms = host.env.now() - this.#began;
     const migration = this.#migration;
-    host.logger.log(2, `reloaded in ${ms} ms`, {
+    const moved = migration
+      ? `: ${migration.migrated} connections migrated (${migration.transport ?? 'relay'}) in ${migration.ms} ms`
+      : '';
+    host.logger.log(2, `reloaded in ${ms} ms${moved}`, {
       worker: worker.pid,
       retired: this.#old?.pid,
       ms,
       mode: this.#migrate ? 'migrate' : 'drain',
+      ...(migration?.transport ? { transport: migration.transport } : {}),
       start_ms: this.#startMs,
       ...(migration
         ? {

@@ -28,7 +28,12 @@ import { realEnv, type SupervisorEnv } from './env.js';
 import type { ListenHandle } from './handles.js';
 import { HeldSockets } from './held-sockets.js';
 import { hasIds, resolveIds } from './ids.js';
-import { type MigrationOutcome, MigrationRelay } from './migration-relay.js';
+import {
+  type MigrationOutcome,
+  MigrationRelay,
+  type TransportChoice,
+  transportNote,
+} from './migration-relay.js';
 import type { SupervisorOptions } from './options.js';
 import { describePhase, type Phase, type SupervisorState, stateOf, verdict } from './phase.js';
 import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
@@ -179,6 +184,8 @@ export class Supervisor {
       destination: this.#opts.logDestination,
       bindings: { role: 'supervisor' },
     });
+    const note = transportNote(this.config.reload_mode, this.config.migration_transport);
+    if (note) this.logger.log(note.level, note.line);
     try {
       if (this.config.pid_file) {
         const { stale } = checkPidFile(this.config.pid_file);
@@ -330,7 +337,8 @@ export class Supervisor {
         if (role === 'starting') this.#incoming = worker;
         else this.#migratingIn = worker;
       },
-      migrate: (old, neu, drainMs, handles) => this.#relayMigration(old, neu, drainMs, handles),
+      migrate: (old, neu, drainMs, handles, choice) =>
+        this.#relayMigration(old, neu, drainMs, handles, choice),
       serveWith: (worker, config, targets, addresses) => {
         this.config = config;
         this.#targets = targets;
@@ -365,12 +373,13 @@ export class Supervisor {
     neu: WorkerProcess,
     drainMs: number,
     handles: Map<string, ListenHandle>,
+    choice: TransportChoice,
   ): Promise<MigrationOutcome> {
     // Both relay broadcasts from the start of the migration (the new worker from its start).
     this.#broadcasts.migrationBegins(old, neu);
     const relay = new MigrationRelay(old, neu, handles);
     this.#migration = relay;
-    return relay.start(drainMs).finally(() => {
+    return relay.start(drainMs, choice).finally(() => {
       if (this.#migration === relay) this.#migration = undefined;
     });
   }

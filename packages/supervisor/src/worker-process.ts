@@ -20,6 +20,7 @@ import {
 import { STOP_KILL_AFTER_MS, WORKER_STATUS_TIMEOUT_MS } from './defaults.js';
 import { realEnv, type SupervisorEnv, type TimerHandle } from './env.js';
 import { SupervisorError, WorkerStartError } from './errors.js';
+import { linkControlOf } from './fork-worker.js';
 import type { ListenHandle } from './handles.js';
 
 /** RelayedMessage is a message a worker sends for another worker: the supervisor passes it on. */
@@ -100,6 +101,13 @@ export class WorkerProcess {
   onBadMessage: ((type: string, problem: string) => void) | undefined;
   /** exited resolves once the process is gone. */
   readonly exited: Promise<WorkerExit>;
+  /**
+   * The supervisor's end of this worker's link control socket (see fork-worker.ts), over which it is
+   * handed its end of a direct migration link; undefined without the native module.
+   */
+  readonly linkControl: number | undefined;
+  /** direct is true once the worker said it can take part in a direct migration. */
+  direct = false;
 
   /** The IPC channel to the worker: sends, requests and their answers, one handler per message. */
   readonly #channel: Channel<SupervisorMessage, WorkerMessage>;
@@ -125,6 +133,7 @@ export class WorkerProcess {
         pipeStderr: opts.onStderrLine !== undefined,
       });
     this.pid = this.child.pid ?? -1;
+    this.linkControl = linkControlOf(this.child);
     const onLine = opts.onStderrLine;
     if (onLine && this.child.stderr) {
       let partial = '';
@@ -198,6 +207,7 @@ export class WorkerProcess {
     return {
       'netplex:hello': (m) => {
         // A netplex from before the protocol had a version says none.
+        this.direct = m.direct === true && this.linkControl !== undefined;
         this.#onHello?.(typeof m.protocol === 'number' ? m.protocol : undefined);
         this.#onHello = undefined;
       },

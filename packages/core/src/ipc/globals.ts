@@ -66,3 +66,10 @@ export const daemonEnv = 'NETPLEX_DAEMON_CHILD';
  * the user; read by core's port-spec.ts when the configuration does not say.
  */
 export const ipvEnv = 'IPV';
+
+/**
+ * linkFdEnv (`NETPLEX_LINK_FD`): the descriptor of this worker's end of a unix socket pair with the
+ * supervisor, over which it is handed its end of each direct migration link. Written by the
+ * supervisor's forkWorker (fork-worker.ts) when the native module is there; read by ipc/worker.ts.
+ */
+export const linkFdEnv = 'NETPLEX_LINK_FD';

@@ -31,6 +31,8 @@ const nullable =
   (check: Check): Check =>
   (v) =>
     v === null ? undefined : check(v);
+const flag: Check = (v) =>
+  typeof v === 'boolean' ? undefined : `expected true or false, got ${describe(v)}`;
 const anything: Check = () => undefined;
 const object: Check = (v) => (isObject(v) ? undefined : `expected an object, got ${describe(v)}`);
 
@@ -95,7 +97,7 @@ const released = fields({ id: count, output: optional(text), end: optional(anyth
 
 /** The fields of each message type, and whether a socket handle comes with it. */
 const shapes: { [T in WorkerMessage['type']]: { check: Check; handle: boolean } } = {
-  'netplex:hello': { check: fields({ protocol: optional(count) }), handle: false },
+  'netplex:hello': { check: fields({ protocol: optional(count), direct: optional(flag) }), handle: false },
   'netplex:ack': { check: fields({ ack: count }), handle: false },
   'netplex:hook': { check: fields({ hook: nullable(text) }), handle: false },
   'netplex:ready': { check: fields({ addresses: list(address) }), handle: false },

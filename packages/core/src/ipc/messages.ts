@@ -63,7 +63,12 @@ export type SupervisorMessage =
   /** To a spare worker (started ahead, its runtime loaded): load this entry and become the worker. */
   | { type: 'netplex:load'; entry: string; argv: string[] }
   /** To the old worker: stop accepting and move every movable connection out, then drain the rest. */
-  | { type: 'netplex:migrate'; drainTimeoutMs: number }
+  | { type: 'netplex:migrate'; drainTimeoutMs: number; transport?: 'direct' }
+  /**
+   * To the new worker: take the end of a direct migration link waiting on the link control socket
+   * (see linkFdEnv) and serve what comes through it.
+   */
+  | { type: 'netplex:link' }
   /** To the new worker: the old worker's server-level state (null when it has none to give). */
   | { type: 'netplex:server-state'; data: FrozenServer | null }
   /** To the new worker: one connection, its socket handle sent with the message. */
@@ -96,8 +101,11 @@ export interface WorkerStatus {
 
 /** WorkerMessage is what a worker sends the supervisor. */
 export type WorkerMessage =
-  /** The entry loaded and reached run(); waiting for `netplex:start`. `protocol`: see protocolVersion. */
-  | { type: 'netplex:hello'; protocol: number }
+  /**
+   * The entry loaded and reached run(); waiting for `netplex:start`. `protocol`: see protocolVersion.
+   * `direct`: it can take part in a direct migration (the native module and a link control socket).
+   */
+  | { type: 'netplex:hello'; protocol: number; direct?: boolean }
   | { type: 'netplex:ack'; ack: number }
   /** While starting: a server-wide hook began (its name) or ended (null). */
   | { type: 'netplex:hook'; hook: string | null }
@@ -208,6 +216,7 @@ export const supervisorMessageTypes = typeList<SupervisorMessage>({
   'netplex:reopen-logs': true,
   'netplex:load': true,
   'netplex:migrate': true,
+  'netplex:link': true,
   'netplex:server-state': true,
   'netplex:conn': true,
   'netplex:released': true,

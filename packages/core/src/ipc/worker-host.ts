@@ -6,6 +6,7 @@
 import type { ConnectionEnd } from '../connection/client.js';
 import type { ProcessHookName } from '../hooks.js';
 import type { ListenerAddress } from '../listeners.js';
+import type { SocketSource } from '../migration/adopt.js';
 import type { MoveObserver } from '../migration/move-state.js';
 import type { MigrationChannel, MigrationCounts, PeerBroadcast } from '../migration/types.js';
 import type { StartOptions } from '../server/types.js';
@@ -37,7 +38,7 @@ export interface WorkerHost {
   resumeAccepting(handles: ReadonlyMap<string, unknown>): Promise<void>;
   /** The new worker's side (see migration/adopt.ts). */
   thawServer(data: FrozenServer | null): Promise<void>;
-  adoptConnection(frozen: FrozenConnection, handle: unknown): void;
+  adoptConnection(frozen: FrozenConnection, source: SocketSource): void;
   releaseAdopted(id: number, output: Buffer, end?: ConnectionEnd): void;
   endAdoption(): void;
   /** Where each broadcast made here goes on to (the other workers with clients), or nowhere. */

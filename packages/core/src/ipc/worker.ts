@@ -6,9 +6,12 @@
  * supervisor holds; it only adopts the handle (udp targets, which are not passed, it binds itself).
  * Every message the supervisor sends has its handler in one table (`handlers` below).
  */
+import { loadUnix } from '@netplex/unix';
 import { formatUserError } from '../error-format.js';
 import type { BindTarget } from '../port-spec.js';
 import { Channel, everyTurn, type Handlers, Pending } from './channel.js';
+import { type DirectIn, directIn, directOut, takeLinkEnd } from './direct-migration.js';
+import { linkFdEnv } from './globals.js';
 import {
   isSupervisorMessage,
   type MessageOf,
@@ -44,6 +47,13 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
       }),
     );
     const ack = (seq: number, ok: boolean) => acksOut.push({ seq, ok });
+    // The direct migration transport: the native module, and the socket over which the supervisor
+    // hands this worker its end of each migration's link.
+    const unix = loadUnix();
+    const control = Number(process.env[linkFdEnv] ?? Number.NaN);
+    const canLink = unix !== undefined && Number.isInteger(control) && control >= 0;
+    /** The link this worker takes connections in through, during a direct migration in. */
+    let inbound: DirectIn | undefined;
 
     // Exit for real once the last message is out: a user's timer or socket must not keep a
     // retired worker alive (the supervisor would wait for its exit).
@@ -133,16 +143,26 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
     // Moving out: the state, then each connection with its handle, each acknowledged (in batches) once
     // the new worker has it. The supervisor then says whether to retire (drain what stayed) or, if
     // the new worker failed, resume.
-    const migrateOut = async () => {
+    const migrateOut = async (direct: boolean) => {
+      server.setPeerBroadcast(peerBroadcast);
+      const linkFd = direct && unix ? takeLinkEnd(unix, control) : undefined;
+      if (unix && linkFd !== undefined) {
+        const out = directOut(unix, linkFd, (line) => server.log(1, line));
+        const counts = await server.migrateOut(out);
+        await out.finish();
+        await channel.send({ type: 'netplex:migrated', ...counts });
+        return;
+      }
+      if (direct) server.log(1, 'no direct migration link came: connections go through the supervisor');
       // Released connections go a batch per event-loop turn, as the acknowledgements come.
       const released = everyTurn<ReleasedConnection>((items) =>
         channel.send({ type: 'netplex:released', items }),
       );
-      server.setPeerBroadcast(peerBroadcast);
       const counts = await server.migrateOut({
         state: (data) => channel.send({ type: 'netplex:server-state', data }),
-        conn: (conn, h) => {
+        conn: (conn, socket) => {
           const { seq, answer } = handedOver.open();
+          const h = (socket as unknown as { _handle: unknown })._handle;
           return channel.send({ type: 'netplex:conn', seq, conn }, h).then(
             () => answer,
             () => {
@@ -181,10 +201,10 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
       // Only a spare waits for this (worker-main.ts, before any server exists): a server has its entry.
       'netplex:load': () => {},
       // The worker being replaced, migrating its connections out.
-      'netplex:migrate': () => {
+      'netplex:migrate': (m) => {
         // The supervisor sends this only to a worker that is serving; should the worker be unable
         // to move anything (it is already closing), it says so, and what it has drains.
-        migrateOut().catch((err: unknown) => {
+        migrateOut(m.transport === 'direct').catch((err: unknown) => {
           server.log(0, `could not migrate connections out: ${formatUserError(err)}`);
           const counts = { migrated: 0, drained: server.status().connections, failed: 0, ms: 0 };
           logged('migration report', channel.send({ type: 'netplex:migrated', ...counts }));
@@ -200,7 +220,7 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
       'netplex:server-state': (m) => logged('taking the server state', server.thawServer(m.data)),
       'netplex:conn': (m, handle) => {
         try {
-          server.adoptConnection(m.conn, handle);
+          server.adoptConnection(m.conn, { handle });
           ack(m.seq, true);
         } catch (err) {
           // The old worker keeps the connection; this copy of the descriptor goes.
@@ -217,7 +237,17 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
             end,
           );
       },
-      'netplex:migration-end': () => server.endAdoption(),
+      'netplex:link': () => {
+        const fd = unix ? takeLinkEnd(unix, control) : undefined;
+        if (unix && fd !== undefined) inbound = directIn(unix, fd, server);
+        else server.log(1, 'the supervisor said a migration link was there, and none was');
+      },
+      // What still waits on the link comes in first: a release there must not find it let go.
+      'netplex:migration-end': () => {
+        inbound?.end();
+        inbound = undefined;
+        server.endAdoption();
+      },
       'netplex:peers': (m) => server.setPeerBroadcast(m.on ? peerBroadcast : undefined),
       'netplex:broadcast': (m) => server.receiveBroadcast(Buffer.from(m.data, 'base64'), m.skip ?? []),
     };
@@ -238,6 +268,6 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
       server.log(1, `ignored a message of a type this worker does not know: ${type}`),
     );
     process.on('disconnect', onDisconnect);
-    post({ type: 'netplex:hello', protocol: protocolVersion });
+    post({ type: 'netplex:hello', protocol: protocolVersion, ...(canLink ? { direct: true } : {}) });
   });
 }

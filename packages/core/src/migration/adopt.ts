@@ -29,15 +29,21 @@ export async function thawServer<S>(
   if (ctx.state === 'running') flow.unpark();
 }
 
+/**
+ * SocketSource is what a migrated connection's socket is made from: the libuv handle Node's IPC
+ * passed (relay), or the descriptor a unix socket pair passed (direct).
+ */
+export type SocketSource = { handle: unknown } | { fd: number };
+
 /** adoptConnection serves a connection that migrated from the old worker. */
 export function adoptConnection<S>(
   ctx: ServerContext<S>,
   flow: ClientFlow<S>,
   frozen: FrozenConnection,
-  handle: unknown,
+  source: SocketSource,
 ): void {
   const socket = new net.Socket({
-    handle,
+    ...source,
     readable: true,
     writable: true,
     allowHalfOpen: true,

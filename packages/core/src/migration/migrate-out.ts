@@ -19,7 +19,7 @@ import { adoptListener, closeListener } from '../listeners.js';
 import type { ServerContext } from '../server/context.js';
 import { Freezer } from './freeze.js';
 import { type MoveObserver, MoveTracker } from './move-state.js';
-import type { MigrationChannel, MigrationCounts } from './types.js';
+import type { MigrationChannel, MigrationCounts, MoveWindowBounds } from './types.js';
 
 /**
  * How many connections a migration has on their way at once (sent, not yet taken by the new
@@ -37,9 +37,15 @@ export const MIGRATION_PAUSE_MS = 20;
  * the others, whether moving is fast (idle workers) or slow (busy ones).
  */
 export class MoveWindow {
-  size = MIGRATION_WINDOW_MIN;
+  size: number;
+  readonly #bounds: MoveWindowBounds;
   #perConnMs: number | undefined;
   #lastTaken = 0;
+
+  constructor(bounds: MoveWindowBounds = { min: MIGRATION_WINDOW_MIN, max: MIGRATION_WINDOW_MAX }) {
+    this.#bounds = bounds;
+    this.size = bounds.min;
+  }
 
   /** taken records that the new worker took a connection, at `now` (ms, monotonic). */
   taken(now: number): void {
@@ -47,10 +53,8 @@ export class MoveWindow {
       const dt = now - this.#lastTaken;
       const per = this.#perConnMs === undefined ? dt : this.#perConnMs + (dt - this.#perConnMs) / 16;
       this.#perConnMs = per;
-      this.size = Math.max(
-        MIGRATION_WINDOW_MIN,
-        Math.min(MIGRATION_WINDOW_MAX, Math.floor(MIGRATION_PAUSE_MS / Math.max(per, 0.001))),
-      );
+      const { min, max } = this.#bounds;
+      this.size = Math.max(min, Math.min(max, Math.floor(MIGRATION_PAUSE_MS / Math.max(per, 0.001))));
     }
     this.#lastTaken = now;
   }
@@ -82,7 +86,7 @@ export async function migrateOut<S>(
     let readying = 0;
     /** Connections stopped and not yet taken by the new worker: bounded by the window. */
     let moving = 0;
-    const window = new MoveWindow();
+    const window = new MoveWindow(channel.window);
     const send = (session: Session<S>, frozen: FrozenConnection) => {
       void handOver(freezer, session, frozen, channel).then((ok) => {
         moving--;
@@ -148,7 +152,7 @@ async function handOver<S>(
 ): Promise<boolean> {
   let ok = false;
   try {
-    ok = await channel.conn(frozen, (session.socket as unknown as { _handle: unknown })._handle);
+    ok = await channel.conn(frozen, session.socket!);
   } catch {
     ok = false;
   }

@@ -3,6 +3,7 @@
  * replaced hands its connections through, the counts it reports, and the relay of broadcasts to the
  * other worker with clients.
  */
+import type net from 'node:net';
 import type { ConnectionEnd } from '../connection/client.js';
 import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
 
@@ -12,13 +13,30 @@ export interface MigrationCounts {
   drained: number;
   failed: number;
   ms: number;
+  /** How the connections travelled (see MigrationTransport); set by the supervisor. */
+  transport?: MigrationTransport;
+}
+
+/**
+ * MigrationTransport is how a migration's connections travel: `direct`, a unix socket pair from
+ * the old worker to the new (many descriptors a message, the native module); `relay`, Node's IPC
+ * through the supervisor (one handle a message).
+ */
+export type MigrationTransport = 'direct' | 'relay';
+
+/** MoveWindowBounds: how many connections a migration may have on their way at once, at least and at most. */
+export interface MoveWindowBounds {
+  min: number;
+  max: number;
 }
 
 /** MigrationChannel is how migrateOut() hands the server state and each connection to the new worker. */
 export interface MigrationChannel {
+  /** The window this channel wants (see MoveWindow); the relay's default when unset. */
+  readonly window?: MoveWindowBounds;
   state(data: FrozenServer): Promise<void>;
-  /** Sends one connection with its socket handle; resolves true once the new worker has it. */
-  conn(frozen: FrozenConnection, handle: unknown): Promise<boolean>;
+  /** Sends one connection with its socket; resolves true once the new worker has it. */
+  conn(frozen: FrozenConnection, socket: net.Socket): Promise<boolean>;
   /**
    * Says that connection `id`, which the new worker has taken, is let go here, with the output
    * written to it while it was on its way (possibly empty): the new worker sends that before its own.

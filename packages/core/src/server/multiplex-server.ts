@@ -288,7 +288,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         migrateOut: (channel, observe) => migrateOut(ctx, flow, channel, observe),
         resumeAccepting: (handles) => resumeAccepting(ctx, flow, handles),
         thawServer: (data) => thawServer(ctx, flow, data),
-        adoptConnection: (frozen, handle) => adoptConnection(ctx, flow, frozen, handle),
+        adoptConnection: (frozen, source) => adoptConnection(ctx, flow, frozen, source),
         releaseAdopted: (id, output, end) => releaseAdopted(ctx, id, output, end),
         endAdoption: () => endAdoption(ctx),
         setPeerBroadcast: (send) => {
