@@ -291,6 +291,30 @@ describe.skipIf(!unix)('native module', () => {
     expect(unhandled.stderr).toContain('boom from onReady');
   });
 
+  it('watchers left open in a worker thread are closed when it is terminated', () => {
+    const worker = `
+      import { createRequire } from 'node:module';
+      import { parentPort } from 'node:worker_threads';
+      const u = createRequire(import.meta.url)(${JSON.stringify(nativePath)});
+      const watchers = [];
+      for (let i = 0; i < 20; i++) {
+        const [a, b] = u.seqpacketPair();
+        watchers.push(u.watch(b, u.constants.READABLE, () => {}));
+        if (i % 2) u.send(a, new Uint8Array(1));
+      }
+      watchers[0].close();
+      parentPort.postMessage('watching');`;
+    const result = runChild(`
+      import { Worker } from 'node:worker_threads';
+      for (let round = 0; round < 5; round++) {
+        const worker = new Worker(${JSON.stringify(worker)}, { eval: true });
+        await new Promise((resolve) => worker.once('message', resolve));
+        await worker.terminate();
+      }
+      process.stdout.write('terminated 5');`);
+    expect([result.status, result.stdout, result.stderr]).toEqual([0, 'terminated 5', '']);
+  });
+
   it('sendTo() reaches a datagram socket bound to a path and to an abstract name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'netplex-unix-'));
     try {
