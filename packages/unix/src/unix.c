@@ -270,8 +270,8 @@ static napi_value receive_record(napi_env env, napi_callback_info info) {
     }
   }
   CHECK(napi_create_object(env, &result));
-  /* A record longer than the buffer reports its full length with MSG_TRUNC only if asked;
-   * bytes is what landed in the buffer. */
+  /* For a record longer than the buffer, bytes is what was copied; the kernel drops the rest and
+   * sets MSG_TRUNC. */
   CHECK(napi_set_named_property(env, result, "bytes", make_int(env, (int)received)));
   CHECK(napi_set_named_property(env, result, "fds", fd_list));
   CHECK(napi_set_named_property(env, result, "flags",
