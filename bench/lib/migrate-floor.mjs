@@ -57,7 +57,9 @@ export async function acceptFloor(ctx, conns) {
  * @returns {Promise<{ ms: number, records: number, ok: boolean }>}
  */
 export async function descriptorFloor(ctx, conns, unix) {
-  const [a, b] = unix.seqpacketPair();
+  const pair = unix.seqpacketPair();
+  if (typeof pair === 'number') throw new Error(`socketpair(SOCK_SEQPACKET) failed: errno ${-pair}`);
+  const [a, b] = pair;
   /** @param {number} fd  descriptor 3 of the child */
   const stdio = (fd) =>
     /** @type {import('node:child_process').StdioOptions} */ (['pipe', 'pipe', 'pipe', fd]);

@@ -14,13 +14,14 @@ import { ROOT } from './paths.mjs';
 /**
  * The parts of the module's API the bench uses.
  * @typedef {object} Unix
- * @property {() => [number, number]} seqpacketPair
+ * @property {() => [number, number] | number} seqpacketPair  both non-blocking and close-on-exec, or -errno
  * @property {(fd: number, data: Uint8Array, fds: number[]) => number} send  bytes sent, or -errno
  * @property {(fd: number, buffer: Uint8Array) => { bytes: number, fds: number[], flags: number } | number} receive
- *   a record, or -errno
- * @property {(fd: number, events: number, cb: (events: number) => void) => { close?: () => void } | (() => void) | unknown} watch
- * @property {(fd: number) => void} close
- * @property {{ MAX_FDS: number, EAGAIN: number, READABLE: number, WRITABLE: number }} constants
+ *   a record (bytes 0 and no fds: the peer closed), or -errno
+ * @property {(fd: number, events: number, cb: (events: number) => void) => { close: () => void }} watch
+ *   a uv_poll watcher, called on the event loop while the descriptor is ready
+ * @property {(fd: number) => number} close
+ * @property {{ MAX_FDS: number, EAGAIN: number, MSG_CTRUNC: number, READABLE: number, WRITABLE: number }} constants
  */
 
 const PACKAGE = join(ROOT, 'packages/unix');
@@ -54,8 +55,9 @@ export async function loadNative() {
     return { reason: '@netplex/unix is not built (packages/unix), so there is no descriptor floor' };
   try {
     const mod = await import(pathToFileURL(entry).href);
-    const unix = /** @type {Unix} */ (mod.loadUnix());
-    if (typeof unix?.seqpacketPair !== 'function') return { reason: '@netplex/unix has no seqpacketPair()' };
+    const unix = /** @type {Unix | undefined} */ (mod.loadUnix());
+    if (!unix)
+      return { reason: `@netplex/unix is not available: ${mod.unixUnavailable?.() ?? 'no reason given'}` };
     return { unix };
   } catch (err) {
     return { reason: `@netplex/unix did not load: ${messageOf(err)}` };

@@ -12,13 +12,11 @@ import net from 'node:net';
 import { loadNative } from '../lib/native.mjs';
 
 const CHANNEL = 3;
-/** MSG_CTRUNC: the kernel dropped descriptors that did not fit the control buffer. */
-const MSG_CTRUNC = 8;
 const total = Number(process.argv[2]);
 const native = await loadNative();
 if (!native.unix) throw new Error(native.reason);
 const { unix } = native;
-const { EAGAIN, READABLE } = unix.constants;
+const { EAGAIN, MSG_CTRUNC, READABLE } = unix.constants;
 /** @param {object} o */
 const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -38,7 +36,10 @@ function drain() {
       if (r === -EAGAIN) return;
       throw new Error(`receive on the seqpacket socket failed: errno ${-r}`);
     }
-    if (r.bytes === 0 && r.fds.length === 0) return; // the sender closed its end
+    if (r.bytes === 0 && r.fds.length === 0) {
+      watcher.close(); // the sender closed its end
+      return;
+    }
     if (records++ === 0) first = performance.now();
     if (r.flags & MSG_CTRUNC) throw new Error('a record came with its descriptors cut off');
     for (const fd of r.fds) {
@@ -55,7 +56,7 @@ function drain() {
   }
 }
 
-unix.watch(CHANNEL, READABLE, drain);
+const watcher = unix.watch(CHANNEL, READABLE, drain);
 say({ ready: true });
 process.stdin.resume();
 process.stdin.once('end', () => process.exit(0));

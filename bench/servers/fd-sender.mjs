@@ -51,7 +51,10 @@ function sendSome() {
     header.writeUInt32LE(batch.length);
     const r = unix.send(CHANNEL, header, batch);
     if (r === -EAGAIN) {
-      unix.watch(CHANNEL, WRITABLE, once(sendSome));
+      const w = unix.watch(CHANNEL, WRITABLE, () => {
+        w.close();
+        sendSome();
+      });
       return;
     }
     if (r === -ETOOMANYREFS) {
@@ -63,19 +66,6 @@ function sendSome() {
     records++;
   }
   say({ sent: next, records });
-}
-
-/**
- * once makes a watch callback run a single time (the watch is stopped by its handle when it has one).
- * @param {() => void} f
- */
-function once(f) {
-  let ran = false;
-  return () => {
-    if (ran) return;
-    ran = true;
-    setImmediate(f);
-  };
 }
 
 const rl = createInterface({ input: process.stdin });
