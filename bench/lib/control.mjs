@@ -1,12 +1,15 @@
 // @ts-check
 /**
  * control — the supervisor's status read straight from its control socket (`PIDFILE.sock`, one JSON
- * object a line: what `netplex status --json` prints), cheap enough to poll every few milliseconds
+ * object a line: what `netplex status --json` prints), cheap enough to poll every few tens of milliseconds
  * while a migration runs, and the wait for a retired worker to hold no connection.
  */
 /** @import { NetplexStatus } from './netplex.mjs' */
 import net from 'node:net';
 import { sleep } from './clock.mjs';
+
+/** How often waitEmptied reads the status: the time it reports is up to this late. */
+export const POLL_MS = 25;
 
 /**
  * One process row of the status (docs/reference/status.md).
@@ -68,7 +71,7 @@ export async function waitEmptied(pidFile, oldPid, ms) {
     const row = st?.workers?.find((w) => w.pid === oldPid);
     if (st?.workers && (!row || row.connections === 0)) return { at: performance.now(), status: st };
     if (row && row.connections !== null) held = row.connections;
-    await sleep(10);
+    await sleep(POLL_MS);
   }
   return { timedOut: true, held };
 }

@@ -4,6 +4,7 @@
  * load and transport (bench/scenarios/migrate.mjs), or the older two-row table of a results.json
  * written before the transports and floors were measured.
  */
+import { POLL_MS } from './control.mjs';
 import { fmt1, fmt2, fmtInt, range } from './format.mjs';
 
 /**
@@ -42,7 +43,7 @@ export function migrateMarkdown(mg) {
   }
   L.push(
     '',
-    `**ms** is, for a floor, the time from its first to its last connection taken (a raw node:net server's 'connection' events, on a process that took as many once before), or from the first record of descriptors to the last socket built (a bare process reading them from a SOCK_SEQPACKET pair, up to 253 a record, and making a reading net.Socket of each), timed inside that process; for an idle row, the migration's time as the supervisor reports it; for a busy row, from the SIGHUP until the old worker holds no connection (read from the status every few ms), the load running all along. **vs floor** is an idle row's time over the ${f.against === 'descriptors' ? 'descriptor' : 'accept'} floor's, round by round. **transport** is the one the status names for the migration: direct (the old worker sends its descriptors straight to the new one over a seqpacket pair) or relay (Node IPC through the supervisor, one socket a message). **moved** counts the connections that moved rather than drained; **longest pause** is the longest round trip any client saw, **p99** and **msgs/s** cover the whole measured window, every byte checked. Targets: 10,000 idle connections moved within 2× the floor; 1,000 busy connections all moved in under 1 s, the longest pause under 100 ms and the p99 round trip under 50 ms.`,
+    `**ms** is, for a floor, the time from its first to its last connection taken (a raw node:net server's 'connection' events, on a process that took as many once before), or from the first record of descriptors to the last socket built (a bare process reading them from a SOCK_SEQPACKET pair, up to 253 a record, and making a reading net.Socket of each), timed inside that process; for an idle row, the migration's time as the supervisor reports it; for a busy row, from the SIGHUP until the old worker holds no connection (the status read every ${POLL_MS} ms), the load running all along. **vs floor** is an idle row's time over the ${f.against === 'descriptors' ? 'descriptor' : 'accept'} floor's, round by round. **transport** is the one the status names for the migration: direct (the old worker sends its descriptors straight to the new one over a seqpacket pair) or relay (Node IPC through the supervisor, one socket a message). **moved** counts the connections that moved rather than drained; **longest pause** is the longest round trip any client saw, **p99** and **msgs/s** cover the whole measured window, every byte checked. Targets: 10,000 idle connections moved within 2× the floor; 1,000 busy connections all moved in under 1 s, the longest pause under 100 ms and the p99 round trip under 50 ms.`,
   );
   if (mg.note) L.push('', `Transports: ${mg.note}.`);
   if (mg.floor.descriptor_skipped) L.push('', `No descriptor floor: ${mg.floor.descriptor_skipped}.`);

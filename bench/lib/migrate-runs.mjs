@@ -20,8 +20,12 @@ import { EXAMPLES } from './paths.mjs';
 export const TRANSPORTS = /** @type {const} */ (['direct', 'relay']);
 /** @typedef {(typeof TRANSPORTS)[number]} Transport */
 
-/** How long the old worker may take to hand over every busy connection before the row fails. */
-export const EMPTY_WITHIN_MS = 30_000;
+/**
+ * How long the old worker may take to hand over every busy connection before the row fails: relay
+ * moves about 40 busy connections a second on 2 cores (docs/reference/known-gaps.md), so 1,000 take
+ * about 25 s, and a loaded machine needs room beyond that.
+ */
+export const EMPTY_WITHIN_MS = 60_000;
 
 /**
  * How a row asks for its transport: `args` for the netplex command line (none while netplex has no
