@@ -77,8 +77,11 @@ export async function descriptorFloor(ctx, conns, unix) {
   unix.close(a);
   unix.close(b);
   try {
-    const port = await waitLine(sender, portLine, 'fd-sender.mjs');
-    await waitLine(receiver, (l) => jsonLine(l)?.ready, 'fd-receiver.mjs');
+    // Both waits start at once: a line printed before its wait begins is not seen.
+    const [port] = await Promise.all([
+      waitLine(sender, portLine, 'fd-sender.mjs'),
+      waitLine(receiver, (l) => jsonLine(l)?.ready, 'fd-receiver.mjs'),
+    ]);
     const accepted = waitLine(sender, (l) => jsonLine(l)?.accepted, 'fd-sender.mjs accepting', 150_000);
     const { held, release } = await holdIdle(ctx, port, conns);
     await accepted;
