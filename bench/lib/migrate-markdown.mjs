@@ -64,6 +64,6 @@ function legacy(mg) {
     `| idle | ${fmtInt(mg.idle.conns)} | all | ${range(mg.idle.migrate_ms, fmtInt)} | – | – | ${mg.idle.ok ? 'yes' : 'no'} |`,
     `| busy (each echoing, 1 in flight) | ${fmtInt(mg.busy.conns)} | ${range(mg.busy.migrated, fmtInt)} | ${range(mg.busy.migrate_ms, fmtInt)} | ${range(mg.busy.max_pause_ms, fmt1)} | ${range(mg.busy.p99_ms, fmt1)} | ${mg.busy.ok ? 'yes' : 'no'} |`,
     '',
-    'Longest pause is the longest round trip any client saw during the run, which the migration falls in the middle of. Busy: the load runs 3 s after the reload and then closes its connections; "moved" counts those that moved by then.',
+    'Longest pause is the longest round trip any client saw during the run, which the migration falls in the middle of. Busy: the load runs 3 s after the reload and then closes its connections; "moved" counts those that moved by then. Each connection is stopped only at its own turn, and the old worker goes on serving the rest meanwhile, so under this load about one connection moves per event-loop turn of the old worker; the migration ends when the load closes the others.',
   ];
 }

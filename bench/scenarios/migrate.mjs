@@ -137,7 +137,7 @@ export async function migrate(ctx) {
         for (const [k, v] of Object.entries(r)) push(row.rounds, k, v);
         if ('empty_ms' in r) {
           log(
-            `${label}: old worker empty ${r.empty_ms === null ? 'NEVER' : `${r.empty_ms.toFixed(0)} ms`} after SIGHUP, ${r.migrated}/${row.conns} moved, longest pause ${r.max_pause_ms} ms, p99 ${r.p99_ms} ms, ${Math.round(r.msgs_per_s)} msgs/s${r.ok ? '' : ' NOT OK'}`,
+            `${label}: old worker empty ${r.empty_ms === null ? 'NEVER' : `${r.empty_ms.toFixed(0)} ms`} after SIGHUP, ${r.migrated}/${row.conns} moved, longest pause ${r.max_pause_ms.toFixed(1)} ms, p99 ${r.p99_ms.toFixed(1)} ms, ${Math.round(r.msgs_per_s)} msgs/s${r.ok ? '' : ' NOT OK'}`,
           );
           if (!r.ok)
             fail(
