@@ -50,8 +50,7 @@ export const asked = (transport, optionKnown) => ({
  * @param {Transport} fallback
  * @returns {string}
  */
-const transportOf = (st, fallback) =>
-  /** @type {{ transport?: string } | undefined} */ (st?.last_migration)?.transport ?? fallback;
+const transportOf = (st, fallback) => st?.last_migration?.transport ?? fallback;
 
 /**
  * startEcho runs netplex echo.js with the transport's options.
