@@ -12,6 +12,8 @@
  *   loadgen serve  [--port P]                      (a minimal epoll echo server: the headroom check)
  *
  * echo:   N connections, K 64-byte messages in flight on each; reports msgs/s and round-trip p50/p99.
+ *         SIGUSR1 or SIGTERM ends the measured window at once (the in-flight messages still come
+ *         back and are verified) and the report follows, its msgs/s over the window as it ran.
  *         --line makes every message a printable line ending in \n (the server answers each line).
  * idle:   opens N connections, each proves it was accepted by one echoed byte, prints a JSON line,
  *         then holds them until stdin closes (or --hold seconds pass) and prints a final JSON line.
@@ -300,6 +302,13 @@ static unsigned char rbuf[65536];
 
 static uint64_t win_start, win_end, completed;
 static int sending = 1;
+/* Set by SIGUSR1 or SIGTERM: the window ends now, whatever --duration said. */
+static volatile sig_atomic_t stop_asked = 0;
+
+static void on_stop(int sig) {
+  (void)sig;
+  stop_asked = 1;
+}
 
 static void echo_done(Stream *s, uint64_t seq, uint64_t t) {
   uint64_t sent = s->sent_at[seq % s->depth];
@@ -318,6 +327,11 @@ static int run_echo(int conns, int depth, double duration, double warmup) {
   if (!ss) die("calloc");
   uint64_t errors = 0, connect_errors = 0;
   uint64_t t0 = now_ns();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop; /* no SA_RESTART: epoll_wait returns EINTR and the loop sees the flag */
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
 
   /* Connect everything first, so that the measured window is steady state. */
   int pending = 0;
@@ -370,6 +384,10 @@ static int run_echo(int conns, int depth, double duration, double warmup) {
   uint64_t drain_deadline = win_end + 3ull * 1000000000ull;
   for (;;) {
     uint64_t t = now_ns();
+    if (stop_asked && t < win_end) {
+      win_end = t > win_start ? t : win_start;
+      drain_deadline = t + 3ull * 1000000000ull;
+    }
     if (t >= win_end) sending = 0;
     if (t >= drain_deadline) break;
     if (!sending) {
@@ -413,6 +431,7 @@ static int run_echo(int conns, int depth, double duration, double warmup) {
   }
   double cpu = cpu_seconds() - cpu0;
   double wall = (now_ns() - start) / 1e9;
+  duration = (win_end - win_start) / 1e9; /* shorter than --duration when stopped by a signal */
 
   uint64_t sent_bytes = 0, verified = 0, unanswered = 0;
   for (int i = 0; i < conns; i++) {
@@ -426,6 +445,7 @@ static int run_echo(int conns, int depth, double duration, double warmup) {
     }
   }
   int ok = errors == 0 && connect_errors == 0 && mismatches == 0 && unanswered == 0 && completed > 0;
+  if (duration <= 0) duration = 1e-9;
   printf("{\"mode\":\"%s\",\"conns\":%d,\"depth\":%d,\"duration_s\":%.3f,\"msgs\":%llu,"
          "\"msgs_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"bytes_sent\":%llu,"
          "\"bytes_verified\":%llu,\"unanswered_bytes\":%llu,\"mismatches\":%llu,\"errors\":%llu,"

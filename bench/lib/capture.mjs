@@ -20,10 +20,12 @@ import { spawn } from 'node:child_process';
  * @param {string[]} args
  * @param {SpawnOptions} options
  * @param {number} ms
+ * @param {(child: import('node:child_process').ChildProcess) => void} [started]  given the child once spawned
  * @returns {Promise<Captured>}
  */
-export function runCaptured(tracker, cmd, args, options, ms) {
+export function runCaptured(tracker, cmd, args, options, ms, started) {
   const child = tracker.track(spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] }));
+  started?.(child);
   let out = '';
   let err = '';
   child.stdout?.on('data', (d) => {

@@ -67,3 +67,30 @@ export async function runLoadgen(ctx, args, ms) {
   if (j) return j;
   throw new Error(`loadgen ${args.join(' ')} failed (${signal ?? code}): ${err.trim()}`);
 }
+
+/**
+ * startLoadgen runs the C client on the load CPU like runLoadgen, but hands back a way to end its
+ * measured window early: `stop()` sends SIGUSR1 (loadgen then lets the in-flight messages come
+ * back, verifies them and reports), `done` resolves with its last JSON line.
+ * @param {Pick<Context, 'tracker' | 'cpu'>} ctx
+ * @param {string[]} args
+ * @param {number} ms  SIGKILL after this long
+ * @returns {{ stop: () => void, done: Promise<any> }}
+ */
+export function startLoadgen(ctx, args, ms) {
+  const [c, a] = ctx.cpu.onLoad(LOADGEN, args);
+  /** @type {import('node:child_process').ChildProcess | undefined} */
+  let child;
+  const done = runCaptured(ctx.tracker, c, a, {}, ms, (ch) => {
+    child = ch;
+  }).then(({ code, signal, out, err }) => {
+    const j = jsonLine(out.trim().split('\n').pop() ?? '');
+    if (j) return j;
+    throw new Error(`loadgen ${args.join(' ')} failed (${signal ?? code}): ${err.trim()}`);
+  });
+  return {
+    // taskset execs loadgen in place, so the child's pid is loadgen's.
+    stop: () => child?.kill('SIGUSR1'),
+    done,
+  };
+}

@@ -2,23 +2,10 @@
 /** markdown — bench/results.md: the run's header, then one table per scenario, then the failures. */
 /** @import { Results } from './results.mjs' */
 /** @import { Summary } from './stats.mjs' */
+import { fmt1, fmt2, fmtInt, range } from './format.mjs';
 import { IDLE_BURSTS } from './idle.mjs';
+import { migrateMarkdown } from './migrate-markdown.mjs';
 import { soakMarkdown } from './soak-markdown.mjs';
-
-/** @typedef {number | null | undefined} Num */
-
-/** @param {Num} x */
-const fmtInt = (x) => (x === null || x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
-/** @param {Num} x */
-const fmt1 = (x) => (x === null || x === undefined ? '–' : x.toFixed(1));
-/** @param {Num} x */
-const fmt2 = (x) => (x === null || x === undefined ? '–' : x.toFixed(2));
-/**
- * range is a summary as "median (min–max)", each formatted with `f`.
- * @param {Summary | null | undefined} s
- * @param {(x: Num) => string} f
- */
-const range = (s, f) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : '–');
 
 /**
  * markdown renders the results as bench/results.md.
@@ -159,21 +146,7 @@ export function markdown(r) {
     }
   }
 
-  const mg = sc.migrate;
-  if (mg) {
-    L.push('', '## Live migration (reload_mode migrate): netplex echo.js, SIGHUP', '');
-    if (mg.error) L.push(`Failed: ${mg.error}`);
-    else {
-      L.push(
-        '| load | connections | moved | migration ms | longest pause ms | p99 round trip ms | bytes verified |',
-        '|---|---|---|---|---|---|---|',
-        `| idle | ${fmtInt(mg.idle.conns)} | all | ${range(mg.idle.migrate_ms, fmtInt)} | – | – | ${mg.idle.ok ? 'yes' : 'no'} |`,
-        `| busy (each echoing, 1 in flight) | ${fmtInt(mg.busy.conns)} | ${range(mg.busy.migrated, fmtInt)} | ${range(mg.busy.migrate_ms, fmtInt)} | ${range(mg.busy.max_pause_ms, fmt1)} | ${range(mg.busy.p99_ms, fmt1)} | ${mg.busy.ok ? 'yes' : 'no'} |`,
-        '',
-        'Longest pause is the longest round trip any client saw during the run, which the migration falls in the middle of. Busy: the load runs 3 s after the reload and then closes its connections; "moved" counts those that moved by then. Each connection is stopped only at its own turn, and the old worker goes on serving the rest meanwhile, so under this load about one connection moves per event-loop turn of the old worker; the migration ends when the load closes the others.',
-      );
-    }
-  }
+  if (sc.migrate) L.push(...migrateMarkdown(sc.migrate));
 
   const st = sc.startup;
   if (st) {

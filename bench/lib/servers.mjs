@@ -36,15 +36,16 @@ import { stopChild } from './tracker.mjs';
 export const pidOf = (child) => /** @type {number} */ (child.pid);
 
 /**
- * spawnServer starts a server on the server CPU, tracked, its output kept.
+ * spawnServer starts a server on the server CPU (or the load CPU, `on: 'load'`), tracked, its output kept.
  * @param {Pick<Context, 'tracker' | 'cpu'>} ctx
  * @param {string} cmd
  * @param {string[]} args
  * @param {SpawnOptions} [opts]
+ * @param {'server' | 'load'} [on]
  * @returns {ServerChild}
  */
-export function spawnServer(ctx, cmd, args, opts = {}) {
-  const [c, a] = ctx.cpu.onServer(cmd, args);
+export function spawnServer(ctx, cmd, args, opts = {}, on = 'server') {
+  const [c, a] = (on === 'load' ? ctx.cpu.onLoad : ctx.cpu.onServer)(cmd, args);
   const spawned = ctx.tracker.track(spawn(c, a, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...opts }));
   /** @type {string[]} */
   const tail = [];
