@@ -29,6 +29,11 @@ export interface MigrationOutcome {
 /** TransportChoice is the migration_transport option: a transport, or `auto` (direct when it can). */
 export type TransportChoice = 'auto' | MigrationTransport;
 
+/** transportFrom says how a migration from `old` would travel now, as `choice` allows. */
+export function transportFrom(choice: TransportChoice, old: WorkerProcess | undefined): MigrationTransport {
+  return choice !== 'relay' && old?.direct === true && loadUnix() !== undefined ? 'direct' : 'relay';
+}
+
 /**
  * transportNote is the line the supervisor logs once at start when migrations cannot go direct
  * (a warning when the configuration asks for direct), or undefined when they can or do not migrate.

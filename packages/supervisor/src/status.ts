@@ -2,7 +2,7 @@
  * status — what `netplex status` shows: the supervisor's figures, and every live process it
  * started with its role and, from each worker that answers, its live figures.
  */
-import type { MigrationCounts } from '@netplex/core';
+import type { MigrationCounts, MigrationTransport } from '@netplex/core';
 import type { ListenAddress } from '@netplex/core/internal';
 import type { SupervisorState } from './phase.js';
 import type { WorkerProcess } from './worker-process.js';
@@ -37,6 +37,8 @@ export interface SupervisorStatus {
   last_reload_error: string | null;
   /** What the last migrating reload moved: migrated, drained, failed connections and its ms. */
   last_migration: MigrationCounts | null;
+  /** How a migration from the serving worker would travel now (see migration_transport). */
+  migration_transport: MigrationTransport;
   connections: number | null;
   requests: number | null;
   ports: ListenAddress[];
@@ -95,6 +97,7 @@ export async function gatherStatus(
     last_reload_ms: own.last_reload_ms,
     last_reload_error: own.last_reload_error,
     last_migration: own.last_migration,
+    migration_transport: own.migration_transport,
     connections: live?.connections ?? null,
     requests: live?.requests ?? null,
     ports: own.ports,

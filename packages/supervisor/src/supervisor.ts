@@ -32,6 +32,7 @@ import {
   type MigrationOutcome,
   MigrationRelay,
   type TransportChoice,
+  transportFrom,
   transportNote,
 } from './migration-relay.js';
 import type { SupervisorOptions } from './options.js';
@@ -254,6 +255,7 @@ export class Supervisor {
       last_reload_ms: this.lastReloadMs,
       last_reload_error: this.lastReloadError,
       last_migration: this.lastMigration,
+      migration_transport: transportFrom(this.config.migration_transport, this.#worker),
       ports: this.#addresses,
       restarts: this.restarts,
     });

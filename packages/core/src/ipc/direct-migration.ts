@@ -104,6 +104,8 @@ export function directOut(unix: UnixSockets, fd: number, log: (message: string) 
   });
   return {
     window: DIRECT_WINDOW,
+    // A socket with no descriptor of its own (a TLS stream over another) stays and drains.
+    carries: (socket) => socketFd(socket) !== undefined,
     async state(data) {
       link.send({ t: 'state', data } satisfies DirectMessage);
     },

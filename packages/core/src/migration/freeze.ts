@@ -8,6 +8,7 @@
  * kernel before the socket moves; from `frozen` on, what is written to the connection is held.
  */
 
+import type net from 'node:net';
 import { clientControl } from '../connection/client.js';
 import type { ClientFlow } from '../connection/client-flow.js';
 import { isSettled, markClosed, type Session, settled, waitFlushed } from '../connection/session.js';
@@ -41,11 +42,19 @@ export class Freezer<S> {
   readonly #ctx: ServerContext<S>;
   readonly #flow: ClientFlow<S>;
   readonly #moves: MoveTracker<Session<S>>;
+  readonly #carries: ((socket: net.Socket) => boolean) | undefined;
 
-  constructor(ctx: ServerContext<S>, flow: ClientFlow<S>, moves: MoveTracker<Session<S>>) {
+  /** `carries` says whether the migration's transport can carry a socket at all (see MigrationChannel). */
+  constructor(
+    ctx: ServerContext<S>,
+    flow: ClientFlow<S>,
+    moves: MoveTracker<Session<S>>,
+    carries?: (socket: net.Socket) => boolean,
+  ) {
     this.#ctx = ctx;
     this.#flow = flow;
     this.#moves = moves;
+    this.#carries = carries;
   }
 
   /** isMovable says whether a connection can migrate at all (a live, movable stream connection). */
@@ -56,7 +65,8 @@ export class Freezer<S> {
       typeof handleOf(session)?.readStop === 'function' &&
       client.movable &&
       client.phase === 'connected' &&
-      !session.failed
+      !session.failed &&
+      (this.#carries?.(socket) ?? true)
     );
   }
 

@@ -76,7 +76,7 @@ export async function migrateOut<S>(
   const moves = new MoveTracker<Session<S>>((id, from, to) => {
     ctx.log(0, `netplex bug: connection #${id} went from ${from} to ${to}, which a migration does not allow`);
   }, observe);
-  const freezer = new Freezer(ctx, flow, moves);
+  const freezer = new Freezer(ctx, flow, moves, channel.carries?.bind(channel));
   const sessions = [...ctx.sessions.values()];
   await new Promise<void>((done) => {
     let next = 0;

@@ -34,6 +34,8 @@ export interface MoveWindowBounds {
 export interface MigrationChannel {
   /** The window this channel wants (see MoveWindow); the relay's default when unset. */
   readonly window?: MoveWindowBounds;
+  /** carries says whether this channel can carry `socket` at all; one it cannot stays and drains. */
+  carries?(socket: net.Socket): boolean;
   state(data: FrozenServer): Promise<void>;
   /** Sends one connection with its socket; resolves true once the new worker has it. */
   conn(frozen: FrozenConnection, socket: net.Socket): Promise<boolean>;
