@@ -25,7 +25,7 @@ export const DIRECT_BATCH = 64;
  * How many connections a direct migration has on their way at once: at least one batch, at most
  * DIRECT_WINDOW_MAX, as many as the new worker takes in MIGRATION_PAUSE_MS (see MoveWindow).
  */
-export const DIRECT_WINDOW: MoveWindowBounds = { min: DIRECT_BATCH, max: 1024 };
+export const DIRECT_WINDOW: MoveWindowBounds = { min: 4 * DIRECT_BATCH, max: 1024 };
 
 /** What goes over the link. */
 export type DirectMessage =

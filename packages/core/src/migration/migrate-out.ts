@@ -31,16 +31,22 @@ export const MIGRATION_WINDOW_MIN = 2;
 export const MIGRATION_WINDOW_MAX = 64;
 export const MIGRATION_PAUSE_MS = 20;
 
+/** How long MoveWindow measures the pace over, at least, before it resizes the window. */
+export const MIGRATION_SAMPLE_MS = 5;
+
 /**
  * MoveWindow is the adaptive window: as many connections on their way as are taken within
- * MIGRATION_PAUSE_MS (averaged per connection), so that a connection waits about that long behind
- * the others, whether moving is fast (idle workers) or slow (busy ones).
+ * MIGRATION_PAUSE_MS, so that a connection waits about that long behind the others, whether moving
+ * is fast (idle workers) or slow (busy ones). The pace is measured over spans of at least
+ * MIGRATION_SAMPLE_MS (connections taken per ms, averaged over the spans, the last counting for a
+ * quarter), because connections are taken in batches: many at one instant, then none for a while.
  */
 export class MoveWindow {
   size: number;
   readonly #bounds: MoveWindowBounds;
   #perConnMs: number | undefined;
-  #lastTaken = 0;
+  #spanStart: number | undefined;
+  #spanCount = 0;
 
   constructor(bounds: MoveWindowBounds = { min: MIGRATION_WINDOW_MIN, max: MIGRATION_WINDOW_MAX }) {
     this.#bounds = bounds;
@@ -49,14 +55,21 @@ export class MoveWindow {
 
   /** taken records that the new worker took a connection, at `now` (ms, monotonic). */
   taken(now: number): void {
-    if (this.#lastTaken > 0) {
-      const dt = now - this.#lastTaken;
-      const per = this.#perConnMs === undefined ? dt : this.#perConnMs + (dt - this.#perConnMs) / 16;
-      this.#perConnMs = per;
-      const { min, max } = this.#bounds;
-      this.size = Math.max(min, Math.min(max, Math.floor(MIGRATION_PAUSE_MS / Math.max(per, 0.001))));
+    if (this.#spanStart === undefined) {
+      this.#spanStart = now;
+      return;
     }
-    this.#lastTaken = now;
+    this.#spanCount++;
+    const span = now - this.#spanStart;
+    if (span < MIGRATION_SAMPLE_MS) return;
+    const sample = span / this.#spanCount;
+    const prev = this.#perConnMs;
+    const per = prev === undefined ? sample : prev + (sample - prev) / 4;
+    this.#perConnMs = per;
+    this.#spanStart = now;
+    this.#spanCount = 0;
+    const { min, max } = this.#bounds;
+    this.size = Math.max(min, Math.min(max, Math.floor(MIGRATION_PAUSE_MS / Math.max(per, 0.001))));
   }
 }
 

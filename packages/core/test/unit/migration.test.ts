@@ -656,7 +656,7 @@ describe('MoveWindow', () => {
     }
   });
 
-  it('follows a change of pace gradually (an average over the connections taken)', () => {
+  it('follows a change of pace gradually (each span of 5 ms or more counts for a quarter)', () => {
     const w = new MoveWindow();
     const clock = { now: 1000 };
     const take = (interval: number, times: number) => {
@@ -669,10 +669,28 @@ describe('MoveWindow', () => {
     take(1, 20);
     expect(w.size).toBe(20);
     take(10, 1);
-    // One slow connection moves the average by 1/16 of the difference: 1 + 9/16 ms.
-    expect(w.size).toBe(Math.floor(20 / (1 + 9 / 16)));
+    // One slow span (10 ms for one connection) moves the average by a quarter of the difference.
+    expect(w.size).toBe(Math.floor(20 / (1 + 9 / 4)));
     take(10, 200);
     expect(w.size).toBe(MIGRATION_WINDOW_MIN);
+  });
+
+  it('measures connections taken in batches by the span between batches, not the instant inside one', () => {
+    const w = new MoveWindow({ min: 64, max: 1024 });
+    let now = 1000;
+    // Batches of 64 taken at one instant each, every 4 ms: 16 connections a ms, 320 in 20 ms.
+    for (let b = 0; b < 20; b++) {
+      for (let i = 0; i < 64; i++) w.taken(now + i * 0.001);
+      now += 4;
+    }
+    expect(w.size).toBeGreaterThanOrEqual(300);
+    expect(w.size).toBeLessThanOrEqual(340);
+    // Then one batch every 40 ms: 1.6 a ms, 32 in 20 ms, so the window goes down to its floor of 64.
+    for (let b = 0; b < 20; b++) {
+      for (let i = 0; i < 64; i++) w.taken(now + i * 0.001);
+      now += 40;
+    }
+    expect(w.size).toBe(64);
   });
 });
 
