@@ -66,6 +66,9 @@ export interface ClientControl {
   /** takeHeldOutput returns (and forgets) what was written while the connection was moving. */
   // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
   takeHeldOutput(client: Client<any>): Buffer;
+  /** restoreHeld puts output taken with takeHeldOutput back, first, for a connection that stays. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  restoreHeld(client: Client<any>, output: Buffer): void;
 }
 
 /** clientControl is set once, by Client's static block, which alone can reach a client's private fields. */
@@ -190,6 +193,9 @@ export class Client<S = Record<string, unknown>> {
         const out = client.#hold?.takeHeld() ?? NOTHING;
         client.#dropIdleHold();
         return out;
+      },
+      restoreHeld: (client, output) => {
+        if (output.length > 0) client.#holdOf().unshift(output);
       },
     };
   }

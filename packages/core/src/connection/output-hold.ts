@@ -35,6 +35,13 @@ export class OutputHold {
     this.held.push(buf);
   }
 
+  /** unshift puts bytes back before what is held (they were taken, and did not go after all). */
+  unshift(buf: Buffer): void {
+    if (buf.length === 0) return;
+    this.held ??= [];
+    this.held.unshift(buf);
+  }
+
   /** takeHeld returns (and forgets) the output held so far. */
   takeHeld(): Buffer {
     const out = this.held ? Buffer.concat(this.held) : NOTHING;

@@ -10,10 +10,10 @@
  */
 import type net from 'node:net';
 import type { UnixSockets } from '@netplex/unix';
+import { type Client, clientControl } from '../connection/client.js';
 import { formatUserError } from '../error-format.js';
 import { socketFd } from '../migration/socket-fd.js';
 import type { MigrationChannel, MoveWindowBounds } from '../migration/types.js';
-import { everyTurn } from './channel.js';
 import { DirectLink } from './direct-link.js';
 import type { FrozenConnection, FrozenServer, ReleasedConnection } from './messages.js';
 import type { WorkerHost } from './worker-host.js';
@@ -34,7 +34,11 @@ export type DirectMessage =
   | { t: 'conns'; seq: number; conns: FrozenConnection[] }
   /** The new worker's answer to batch `seq`: the positions in it of the connections it did not take. */
   | { t: 'answer'; seq: number; failed: number[] }
-  | { t: 'released'; items: ReleasedConnection[] };
+  /**
+   * Output written in the old worker to connections on their way, and how it ended them: `last`
+   * when the old worker has let them go (it had the answer), else more may follow.
+   */
+  | { t: 'output'; items: ReleasedConnection[]; last: boolean };
 
 function isDirectMessage(m: unknown): m is DirectMessage {
   return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
@@ -42,66 +46,111 @@ function isDirectMessage(m: unknown): m is DirectMessage {
 
 /** DirectOut is the old worker's side: a MigrationChannel, and its end. */
 export interface DirectOut extends MigrationChannel {
-  /** finish resolves once every release is in the kernel, then closes this end. */
+  /** finish resolves once everything sent is in the kernel, then closes this end. */
   finish(): Promise<void>;
 }
 
-interface Waiting {
+/** One connection given to conn(): gathered for the next batch, then on its way until answered. */
+interface Moving {
   frozen: FrozenConnection;
   fd: number;
+  client: Client<unknown>;
   answer: (ok: boolean) => void;
+  /** Output written to it while on its way and sent on ahead, in order (put back if it stays). */
+  sentAhead: Buffer[];
 }
 
-/** directOut is the old worker's side of the link on `fd`. */
+/**
+ * directOut is the old worker's side of the link on `fd`.
+ *
+ * Order is what makes the new worker's output safe to send at once, without waiting for this worker
+ * to let a connection go: once a turn of this worker's loop, output written meanwhile to connections
+ * on their way goes first, then the connections frozen in that turn (each with what was written to
+ * it since it was frozen). A connection's output written here before another connection moved thus
+ * reaches the new worker before that connection does, and so before anything it makes the new worker
+ * write.
+ */
 export function directOut(unix: UnixSockets, fd: number, log: (message: string) => void): DirectOut {
-  /** Batches sent and not answered yet, by seq: how to answer each of their connections. */
-  const unanswered = new Map<number, Array<(ok: boolean) => void>>();
-  const gathered: Waiting[] = [];
+  /** Batches sent and not answered yet, by seq. */
+  const unanswered = new Map<number, Moving[]>();
+  const gathered: Moving[] = [];
+  /** Connections let go (answered), whose last output and end go with the next turn's messages. */
+  let letGo: ReleasedConnection[] = [];
   let seq = 0;
   let queued = false;
+  const stays = (m: Moving) => {
+    // What was sent on ahead did not arrive anywhere: it goes out here, before what is held.
+    for (let i = m.sentAhead.length - 1; i >= 0; i--) clientControl.restoreHeld(m.client, m.sentAhead[i]!);
+    m.answer(false);
+  };
   const link = new DirectLink(unix, fd, {
     message(m, fds) {
       for (const extra of fds) unix.close(extra);
       if (!isDirectMessage(m) || m.t !== 'answer') return;
-      const answers = unanswered.get(m.seq);
-      if (!answers) return;
+      const batch = unanswered.get(m.seq);
+      if (!batch) return;
       unanswered.delete(m.seq);
       const failed = new Set(m.failed);
-      for (let i = 0; i < answers.length; i++) answers[i]!(!failed.has(i));
+      for (let i = 0; i < batch.length; i++) {
+        if (failed.has(i)) stays(batch[i]!);
+        else batch[i]!.answer(true);
+      }
     },
     closed(reason) {
       // Whatever is on its way and not answered stays here.
       if (unanswered.size > 0 || gathered.length > 0) log(`migration link closed: ${reason}`);
-      for (const answers of unanswered.values()) for (const answer of answers) answer(false);
+      for (const batch of unanswered.values()) for (const m of batch) stays(m);
       unanswered.clear();
-      for (const w of gathered.splice(0)) w.answer(false);
+      for (const m of gathered.splice(0)) stays(m);
     },
   });
-  // The connections frozen in one turn go together, a batch a message.
-  const sendGathered = () => {
+  const output = (out: Buffer): string | undefined => (out.length > 0 ? out.toString('base64') : undefined);
+  /** The turn's messages: output to connections on their way, then the connections frozen. */
+  const sendTurn = () => {
     queued = false;
+    if (link.closed) return;
+    const ahead: ReleasedConnection[] = [];
+    for (const batch of unanswered.values())
+      for (const m of batch) {
+        const out = clientControl.takeHeldOutput(m.client);
+        if (out.length === 0) continue;
+        m.sentAhead.push(out);
+        ahead.push({ id: m.frozen.id, output: out.toString('base64') });
+      }
+    if (ahead.length > 0) link.send({ t: 'output', items: ahead, last: false } satisfies DirectMessage);
+    if (letGo.length > 0) {
+      link.send({ t: 'output', items: letGo, last: true } satisfies DirectMessage);
+      letGo = [];
+    }
     while (gathered.length > 0) {
       const batch = gathered.splice(0, DIRECT_BATCH);
+      for (const m of batch) {
+        // Written since it was frozen: it goes with it (and is put back with the rest if it stays).
+        const more = clientControl.takeHeldOutput(m.client);
+        if (more.length > 0) {
+          const before = m.frozen.output === undefined ? [] : [Buffer.from(m.frozen.output, 'base64')];
+          m.frozen.output = output(Buffer.concat([...before, more]));
+        }
+      }
       const n = ++seq;
-      unanswered.set(
-        n,
-        batch.map((w) => w.answer),
-      );
-      const message: DirectMessage = { t: 'conns', seq: n, conns: batch.map((w) => w.frozen) };
+      unanswered.set(n, batch);
+      const message: DirectMessage = { t: 'conns', seq: n, conns: batch.map((m) => m.frozen) };
       if (
         !link.send(
           message,
-          batch.map((w) => w.fd),
+          batch.map((m) => m.fd),
         )
       ) {
         unanswered.delete(n);
-        for (const w of batch) w.answer(false);
+        for (const m of batch) stays(m);
       }
     }
   };
-  const released = everyTurn<ReleasedConnection>(async (items) => {
-    link.send({ t: 'released', items } satisfies DirectMessage);
-  });
+  const nextTurn = () => {
+    if (queued) return;
+    queued = true;
+    setImmediate(sendTurn);
+  };
   return {
     window: DIRECT_WINDOW,
     // A socket with no descriptor of its own (a TLS stream over another) stays and drains.
@@ -109,25 +158,24 @@ export function directOut(unix: UnixSockets, fd: number, log: (message: string) 
     async state(data) {
       link.send({ t: 'state', data } satisfies DirectMessage);
     },
-    conn(frozen: FrozenConnection, socket: net.Socket) {
+    conn(frozen: FrozenConnection, socket: net.Socket, client: Client<unknown>) {
       const sfd = socketFd(socket);
       if (link.closed || sfd === undefined) return Promise.resolve(false);
       return new Promise<boolean>((answer) => {
-        gathered.push({ frozen, fd: sfd, answer });
-        if (!queued) {
-          queued = true;
-          setImmediate(sendGathered);
-        }
+        gathered.push({ frozen, fd: sfd, client, answer, sentAhead: [] });
+        nextTurn();
       });
     },
-    released(id, output, end) {
+    released(id, out, end) {
       const item: ReleasedConnection = { id };
-      if (output.length > 0) item.output = output.toString('base64');
+      const data = output(out);
+      if (data !== undefined) item.output = data;
       if (end !== undefined) item.end = end;
-      released.push(item);
+      letGo.push(item);
+      nextTurn();
     },
     async finish() {
-      await released.flush();
+      if (queued) sendTurn();
       await link.flushed();
       link.close();
     },
@@ -140,7 +188,10 @@ export interface DirectIn {
   end(): void;
 }
 
-/** directIn is the new worker's side of the link on `fd`: it serves what comes through it. */
+/**
+ * directIn is the new worker's side of the link on `fd`: it serves what comes through it. What it
+ * writes to a connection that came this way goes out at once (see directOut for why that is safe).
+ */
 export function directIn(unix: UnixSockets, fd: number, server: WorkerHost): DirectIn {
   let stateTaken = false;
   const logged = (what: string, p: Promise<unknown>) =>
@@ -155,7 +206,7 @@ export function directIn(unix: UnixSockets, fd: number, server: WorkerHost): Dir
         return;
       }
       try {
-        server.adoptConnection(conn, { fd: cfd });
+        server.adoptConnection(conn, { fd: cfd }, false);
       } catch (err) {
         unix.close(cfd);
         server.log(1, `could not take migrated connection #${conn.id}: ${(err as Error).message}`);
@@ -163,7 +214,9 @@ export function directIn(unix: UnixSockets, fd: number, server: WorkerHost): Dir
       }
     });
     for (const extra of fds.slice(m.conns.length)) unix.close(extra);
-    link.send({ t: 'answer', seq: m.seq, failed } satisfies DirectMessage);
+    // Answered at the end of this turn, once muxThaw has run (or begun): should it take this worker
+    // down, the connections are still the old worker's.
+    setImmediate(() => link.send({ t: 'answer', seq: m.seq, failed } satisfies DirectMessage));
   };
   const link = new DirectLink(unix, fd, {
     message(m, fds, truncated) {
@@ -181,12 +234,13 @@ export function directIn(unix: UnixSockets, fd: number, server: WorkerHost): Dir
         case 'conns':
           take(m, fds);
           return;
-        case 'released':
+        case 'output':
           for (const { id, output, end } of m.items)
-            server.releaseAdopted(
+            server.deliverToAdopted(
               id,
               output === undefined ? Buffer.alloc(0) : Buffer.from(output, 'base64'),
               end,
+              m.last,
             );
           return;
         default:

@@ -38,8 +38,9 @@ export interface WorkerHost {
   resumeAccepting(handles: ReadonlyMap<string, unknown>): Promise<void>;
   /** The new worker's side (see migration/adopt.ts). */
   thawServer(data: FrozenServer | null): Promise<void>;
-  adoptConnection(frozen: FrozenConnection, source: SocketSource): void;
+  adoptConnection(frozen: FrozenConnection, source: SocketSource, hold?: boolean): void;
   releaseAdopted(id: number, output: Buffer, end?: ConnectionEnd): void;
+  deliverToAdopted(id: number, output: Buffer, end: ConnectionEnd | undefined, last: boolean): void;
   endAdoption(): void;
   /** Where each broadcast made here goes on to (the other workers with clients), or nowhere. */
   setPeerBroadcast(send: PeerBroadcast | undefined): void;

@@ -35,12 +35,18 @@ export async function thawServer<S>(
  */
 export type SocketSource = { handle: unknown } | { fd: number };
 
-/** adoptConnection serves a connection that migrated from the old worker. */
+/**
+ * adoptConnection serves a connection that migrated from the old worker. With `hold` (the relay
+ * transport), what this worker writes to it waits until the old worker has let it go
+ * (releaseAdopted); without (the direct transport, over which the old worker's later output comes in
+ * order with the connections that follow it, see deliverToAdopted), it is written at once.
+ */
 export function adoptConnection<S>(
   ctx: ServerContext<S>,
   flow: ClientFlow<S>,
   frozen: FrozenConnection,
   source: SocketSource,
+  hold = true,
 ): void {
   const socket = new net.Socket({
     ...source,
@@ -63,7 +69,7 @@ export function adoptConnection<S>(
   client.accepted = true;
   clientControl.setPhase(client, 'connected');
   // What the old worker writes to it until it lets it go comes first: output here waits till then.
-  clientControl.holdOutput(client);
+  if (hold) clientControl.holdOutput(client);
   ctx.clients.add(client);
   ctx.adopted.set(client.id, client);
   ctx.server.requests = Math.max(ctx.server.requests, frozen.id);
@@ -100,6 +106,27 @@ export function releaseAdopted<S>(
   if (!client) return;
   ctx.adopted.delete(id);
   clientControl.releaseOutput(client, output, end);
+}
+
+/**
+ * deliverToAdopted writes what the old worker wrote to connection `id` (taken in without a hold)
+ * while it was on its way, and carries out how the old worker ended it, if it did; `last`: the old
+ * worker has let it go, and nothing more comes for it.
+ */
+export function deliverToAdopted<S>(
+  ctx: ServerContext<S>,
+  id: number,
+  output: Buffer,
+  end: ConnectionEnd | undefined,
+  last: boolean,
+): void {
+  const client = ctx.adopted.get(id);
+  if (!client) return;
+  if (last) ctx.adopted.delete(id);
+  if (output.length > 0) client.write(output);
+  if (end === 'destroy') client.destroy();
+  else if (end === 'close') client.close();
+  else if (end === 'shutdown') client.shutdown();
 }
 
 /** endAdoption, once the migration is over, releases every connection still held. */

@@ -9,7 +9,7 @@
  * on being served. What does not move is left for retire() to drain.
  */
 
-import { clientControl } from '../connection/client.js';
+import { type Client, clientControl } from '../connection/client.js';
 import type { ClientFlow } from '../connection/client-flow.js';
 import type { Session } from '../connection/session.js';
 import { ServerClosedError } from '../errors.js';
@@ -165,11 +165,14 @@ async function handOver<S>(
 ): Promise<boolean> {
   let ok = false;
   try {
-    ok = await channel.conn(frozen, session.socket!);
+    ok = await channel.conn(frozen, session.socket!, session.client as Client<unknown>);
   } catch {
     ok = false;
   }
   if (!ok) {
+    // What was written to it before it was sent goes out here after all, first.
+    if (frozen.output !== undefined)
+      clientControl.restoreHeld(session.client, Buffer.from(frozen.output, 'base64'));
     freezer.unfreeze(session);
     return false;
   }

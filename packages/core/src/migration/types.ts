@@ -4,7 +4,7 @@
  * other worker with clients.
  */
 import type net from 'node:net';
-import type { ConnectionEnd } from '../connection/client.js';
+import type { Client, ConnectionEnd } from '../connection/client.js';
 import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
 
 /** MigrationCounts says how a migration went, for logs and status. */
@@ -37,8 +37,12 @@ export interface MigrationChannel {
   /** carries says whether this channel can carry `socket` at all; one it cannot stays and drains. */
   carries?(socket: net.Socket): boolean;
   state(data: FrozenServer): Promise<void>;
-  /** Sends one connection with its socket; resolves true once the new worker has it. */
-  conn(frozen: FrozenConnection, socket: net.Socket): Promise<boolean>;
+  /**
+   * Sends one connection with its socket; resolves true once the new worker has it. `client` is the
+   * connection itself, whose output written while it is on its way a channel may send on ahead (and
+   * put back, with restoreHeld, before it resolves false).
+   */
+  conn(frozen: FrozenConnection, socket: net.Socket, client: Client<unknown>): Promise<boolean>;
   /**
    * Says that connection `id`, which the new worker has taken, is let go here, with the output
    * written to it while it was on its way (possibly empty): the new worker sends that before its own.

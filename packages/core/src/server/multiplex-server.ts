@@ -26,7 +26,13 @@ import type { WorkerStatus } from '../ipc/messages.js';
 import type { WorkerHost } from '../ipc/worker-host.js';
 import type { Listener, ListenerAddress } from '../listeners.js';
 import type { LogLevel, NetplexLogger } from '../logger.js';
-import { adoptConnection, endAdoption, releaseAdopted, thawServer } from '../migration/adopt.js';
+import {
+  adoptConnection,
+  deliverToAdopted,
+  endAdoption,
+  releaseAdopted,
+  thawServer,
+} from '../migration/adopt.js';
 import { migrateOut, resumeAccepting } from '../migration/migrate-out.js';
 import { broadcastElsewhere, receiveBroadcast } from '../migration/peer-broadcast.js';
 import { Mux } from '../mux.js';
@@ -288,8 +294,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         migrateOut: (channel, observe) => migrateOut(ctx, flow, channel, observe),
         resumeAccepting: (handles) => resumeAccepting(ctx, flow, handles),
         thawServer: (data) => thawServer(ctx, flow, data),
-        adoptConnection: (frozen, source) => adoptConnection(ctx, flow, frozen, source),
+        adoptConnection: (frozen, source, hold) => adoptConnection(ctx, flow, frozen, source, hold),
         releaseAdopted: (id, output, end) => releaseAdopted(ctx, id, output, end),
+        deliverToAdopted: (id, output, end, last) => deliverToAdopted(ctx, id, output, end, last),
         endAdoption: () => endAdoption(ctx),
         setPeerBroadcast: (send) => {
           ctx.peerBroadcast = send;
