@@ -393,6 +393,33 @@ describe('migrateOut: the connections of the worker being replaced', () => {
     expect(h.srv.count('muxClose #1')).toBe(1);
   });
 
+  it('writes here, first, what was written to a connection while it was frozen, when the new worker does not take it', async () => {
+    const freezing = deferred<unknown>();
+    const h = await startMoveServer({}, (srv) => {
+      srv.onFreeze = (client) => (client.id === 1 ? freezing.promise : { n: client.state.n });
+      srv.pinOnConnect.add(3);
+    });
+    // #3 is not movable: it stays, and is served here throughout.
+    const [p1, , p3] = await h.connect(3);
+    h.channel.answer = async (f) => f.id !== 1;
+
+    const migration = h.migrate();
+    await h.srv.waitEvent('muxFreeze #1');
+    // Written while #1 is in its muxFreeze: held, and captured with it as frozen.output.
+    p3!.send('tell:1:while frozen\n');
+    await p3!.waitFor('told\n');
+    freezing.resolve({ n: 1 });
+    await h.finish(migration);
+
+    expect(h.channel.frozen(1).output).toBe(Buffer.from('while frozen\n').toString('base64'));
+    expect(h.moves.path(1)).toEqual(['queued', 'stopped', 'frozen', 'capturing', 'sent', 'unfrozen']);
+    // Not taken: it is served here, and gets what was written to it first.
+    await p1!.waitFor('while frozen\n');
+    p1!.send('after\n');
+    await p1!.waitFor('after\n');
+    expect(p1!.text).toBe('while frozen\nafter\n');
+  });
+
   it('skips a connection closed before its turn (the window full): queued>closed', async () => {
     const h = await startMoveServer();
     const [, , p3] = await h.connect(3);
