@@ -30,13 +30,19 @@ const PERSISTENT = Number(process.env.NETPLEX_STRESS_PERSISTENT ?? 10);
 const CHURN = Number(process.env.NETPLEX_STRESS_CHURN ?? 4);
 const MODES = (process.env.NETPLEX_STRESS_MODES ?? 'drain,migrate').split(',') as Array<'drain' | 'migrate'>;
 
+/** A run: a reload mode, and the transport migrations take (none for drain). */
+interface Run {
+  mode: 'drain' | 'migrate';
+  transport: Transport | undefined;
+  label: string;
+}
+
 /** The runs: drain once, migrate over each transport. */
-const RUNS: Array<{ mode: 'drain' | 'migrate'; transport: Transport | undefined; label: string }> =
-  MODES.flatMap((mode) =>
-    mode === 'drain'
-      ? [{ mode, transport: undefined, label: mode }]
-      : TRANSPORTS.map((transport) => ({ mode, transport, label: `${mode} over ${transport}` })),
-  );
+const RUNS: Run[] = MODES.flatMap((mode): Run[] =>
+  mode === 'drain'
+    ? [{ mode, transport: undefined, label: mode }]
+    : TRANSPORTS.map((transport) => ({ mode, transport, label: `${mode} over ${transport}` })),
+);
 
 interface Tally {
   connects: number;
