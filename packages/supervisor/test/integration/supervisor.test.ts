@@ -492,6 +492,36 @@ describeTransports('migration', (t) => {
     for (const c of [...conns, fresh]) c.socket.destroy();
   });
 
+  it('fails the reload when the new worker is killed (SIGKILL) while it takes connections; all stay with the old worker', async () => {
+    const started = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}', transportArg(t)]);
+    const { proc, port, dir, behaviourFile, pidFile } = started;
+    const conns = [await greet(port), await greet(port), await greet(port)];
+    // The new worker stops in its first muxThaw: the connections sent are on their way, not taken.
+    behaviour(behaviourFile, { tag: 'v2', holdThaw: join(dir, 'never') });
+    const mark = proc.lines.length;
+    proc.child.kill('SIGHUP');
+    await proc.waitLog((l) => l.msg === 'thaw held', 'the new worker to take a connection', 20_000, mark);
+    const workers = (await statusJson(pidFile)).workers as Array<{ pid: number; role: string }>;
+    const neu = workers.find((w) => w.role === 'migrating-in');
+    expect(neu, `a worker migrating in: ${JSON.stringify(workers)}`).toBeDefined();
+    process.kill(neu!.pid, 'SIGKILL');
+    const out = await proc.waitLog(
+      (l) => String(l.msg).startsWith('reloaded in') || String(l.msg).startsWith('reload failed'),
+      'the reload whose new worker is killed',
+      30_000,
+      mark,
+    );
+    await waitGone(neu!.pid, 'the killed new worker');
+    expect(
+      String(out.msg),
+      `the reload whose new worker ${neu!.pid} was killed fails (it said ${JSON.stringify(out)})`,
+    ).toMatch(/^reload failed/);
+    for (const [i, c] of conns.entries()) expect(await ask(c.socket, `still ${i}`)).toBe(`v1 still ${i}`);
+    expect(fallbacks(proc), `no fallback from ${t}`).toEqual([]);
+    await reloadsAgainOver(t, started, conns);
+    for (const c of conns) c.socket.destroy();
+  });
+
   it('lets a hook in progress finish in the old worker before its connection moves', async () => {
     const { proc, port, behaviourFile, pidFile } = await startTagged([
       '--port=127.0.0.1:0',
