@@ -1,6 +1,9 @@
 /**
  * The chat example across a migrating reload: clients keep their numbers, their senior/junior
- * state and their heartbeat deadlines, and a new client's number continues the sequence.
+ * state and their heartbeat deadlines, and a new client's number continues the sequence. It runs
+ * over each migration transport (direct and relay, as supervisor/test/helpers/transports.ts lists
+ * them), and the reload must say it went over the one asked for. Where the native module is
+ * unavailable, the supervisor says so at start, and the direct run is skipped with that reason.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
@@ -12,6 +15,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 const netplex = join(here, '..', '..', 'supervisor', 'bin', 'netplex.js');
 const chat = join(here, '..', 'src', 'samplechat.ts');
 const CHAT_TIMEOUT = 4;
+/** The migration transports, as in supervisor/test/helpers/transports.ts (this package cannot import it). */
+const TRANSPORTS = ['direct', 'relay'] as const;
+type Transport = (typeof TRANSPORTS)[number];
+/** What the supervisor logs at start when migrations cannot go direct. */
+const NO_DIRECT =
+  /live migration goes through the supervisor \(relay\): the native unix-socket module is unavailable \(([^)]*)\)/;
 
 let proc: ChildProcess | undefined;
 afterEach(async () => {
@@ -57,10 +66,17 @@ class Chatter {
   }
 }
 
-function startChat(): Promise<{ port: number; out: () => string }> {
+function startChat(t: Transport): Promise<{ port: number; out: () => string }> {
   proc = spawn(
     process.execPath,
-    [netplex, 'run', chat, '--port=127.0.0.1:0', `--chat_timeout=${CHAT_TIMEOUT}`],
+    [
+      netplex,
+      'run',
+      chat,
+      '--port=127.0.0.1:0',
+      `--chat_timeout=${CHAT_TIMEOUT}`,
+      `--migration_transport=${t}`,
+    ],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
@@ -81,9 +97,16 @@ function startChat(): Promise<{ port: number; out: () => string }> {
   });
 }
 
-describe('samplechat across a migrating reload', () => {
-  it('keeps numbers, senior/junior state and heartbeat deadlines; new numbers continue', async () => {
-    const { port, out } = await startChat();
+describe.each(TRANSPORTS)('samplechat across a migrating reload (%s)', (t) => {
+  it('keeps numbers, senior/junior state and heartbeat deadlines; new numbers continue', async (ctx) => {
+    const { port, out } = await startChat(t);
+    const missing = NO_DIRECT.exec(out());
+    if (t === 'direct' && missing) {
+      console.warn(
+        `samplechat over the direct transport skipped: the native module is unavailable (${missing[1]})`,
+      );
+      ctx.skip();
+    }
     const a = await Chatter.open(port);
     await a.waitFor('Welcome, you are number 1 to connect.\r\n');
     // a becomes senior; b connects then, so that its first heartbeat is due after the reload.
@@ -104,6 +127,9 @@ describe('samplechat across a migrating reload', () => {
     proc!.kill('SIGHUP');
     await reloaded;
     expect(out()).toMatch(/"migrated":2/);
+    // The transport asked for, and no worker saying it fell back to the other.
+    expect(out()).toMatch(new RegExp(`"transport":"${t}"[^\n]*2 connections migrated \\(${t}\\)`));
+    expect(out()).not.toMatch(/no direct migration link came|a migration link was there, and none was/);
 
     // Numbers and the peer address carry over: a's line is still "[1 - 127.0.0.1]".
     a.socket.write('after the reload\r\n');

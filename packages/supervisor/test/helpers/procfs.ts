@@ -106,3 +106,24 @@ export function listenOwners(port: number): number[] {
     .filter((pid) => [...socketInodes(pid)].some((i) => inodes.has(i)))
     .sort((a, b) => a - b);
 }
+
+/**
+ * connectionOwners lists every process that holds the server's end of the TCP connection from
+ * local port `clientPort` to `serverPort` on loopback (who keeps a connection open that should be closed).
+ */
+export function connectionOwners(serverPort: number, clientPort: number): number[] {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of (readText(table) ?? '').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const local = Number.parseInt(f[1]!.split(':').at(-1) ?? '', 16);
+      const remote = Number.parseInt(f[2]!.split(':').at(-1) ?? '', 16);
+      if (local === serverPort && remote === clientPort && f[9] !== '0') inodes.add(f[9]!);
+    }
+  }
+  if (inodes.size === 0) return [];
+  return pids()
+    .filter((pid) => [...socketInodes(pid)].some((i) => inodes.has(i)))
+    .sort((a, b) => a - b);
+}

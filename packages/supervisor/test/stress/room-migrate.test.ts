@@ -2,14 +2,16 @@
  * A chat room stays whole across migrating reloads: while talkers keep saying numbered lines to
  * everyone (`mux.broadcast`) and reloads move every connection to new code, each client hears each
  * other talker's every line exactly once, in the order it was said, whichever worker served the
- * talker and the listener at the time.
+ * talker and the listener at the time. It runs over each migration transport (direct and relay),
+ * and each reload must say it went over the one asked for.
  *
  * Size: NETPLEX_STRESS_ROOM (clients, default 24), NETPLEX_STRESS_TALKERS (default 3),
  * NETPLEX_STRESS_ROOM_RELOADS (default 5).
  */
 import type net from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { behaviour, greet, startTagged } from '../helpers/proc.js';
+import { describeTransports, expectTransport, transportArg } from '../helpers/transports.js';
 
 const CLIENTS = Number(process.env.NETPLEX_STRESS_ROOM ?? 24);
 const TALKERS = Number(process.env.NETPLEX_STRESS_TALKERS ?? 3);
@@ -74,9 +76,13 @@ class Member {
   }
 }
 
-describe('a chat room across migrating reloads', () => {
+describeTransports('a chat room across migrating reloads', (t) => {
   it(`${RELOADS} reloads while ${TALKERS} of ${CLIENTS} clients talk: every line heard once by everyone else, in order`, async () => {
-    const { proc, port, behaviourFile } = await startTagged(['--port=127.0.0.1:0', '--log_level=2']);
+    const { proc, port, behaviourFile } = await startTagged([
+      '--port=127.0.0.1:0',
+      '--log_level=2',
+      transportArg(t),
+    ]);
     const members: Member[] = [];
     for (let i = 0; i < CLIENTS; i++) members.push(new Member((await greet(port)).socket));
 
@@ -105,9 +111,11 @@ describe('a chat room across migrating reloads', () => {
     await talked(5);
     for (let i = 0; i < RELOADS; i++) {
       behaviour(behaviourFile, { tag: `v${i + 2}` });
+      const mark = proc.lines.length;
       const done = await proc.hup(`reload ${i + 1}`);
       expect(done.msg, `reload ${i + 1}`).toMatch(/^reloaded in/);
       expect(done, `reload ${i + 1}`).toMatchObject({ migrated: CLIENTS, failed: 0 });
+      expectTransport(done, t, proc, mark);
       await talked(5);
     }
     talking = false;
