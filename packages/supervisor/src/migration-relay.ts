@@ -59,6 +59,8 @@ export class MigrationRelay {
   #newDead: boolean;
   #sentState = false;
   #finished = false;
+  #endSent = false;
+  readonly #now: () => number;
   #transport: MigrationTransport = 'relay';
   readonly #handles: Map<string, ListenHandle>;
   #resolve!: (outcome: MigrationOutcome) => void;
@@ -68,7 +70,13 @@ export class MigrationRelay {
   });
 
   /** `handles` are passed to the old worker anew should it have to accept again. */
-  constructor(old: WorkerProcess, neu: WorkerProcess, handles: Map<string, ListenHandle>) {
+  constructor(
+    old: WorkerProcess,
+    neu: WorkerProcess,
+    handles: Map<string, ListenHandle>,
+    now: () => number = Date.now,
+  ) {
+    this.#now = now;
     this.old = old;
     this.neu = neu;
     this.#handles = handles;
@@ -86,6 +94,7 @@ export class MigrationRelay {
    */
   start(drainMs: number, choice: TransportChoice = 'auto'): Promise<MigrationOutcome> {
     const { old, neu } = this;
+    const began = this.#now();
     if (choice !== 'relay' && this.#handLink()) this.#transport = 'direct';
     void neu.exited.then(() => {
       this.#newDead = true;
@@ -97,7 +106,7 @@ export class MigrationRelay {
       // (Over a direct link, the new worker finds that out itself at the migration's end.)
       if (this.#transport === 'relay' && !this.#sentState && !this.#newDead)
         neu.post({ type: 'netplex:server-state', data: null });
-      void this.#finish({ migrated: 0, drained: 0, failed: 0, ms: 0 });
+      void this.#oldDied(began);
     });
     if (this.#transport === 'direct') {
       neu.post({ type: 'netplex:link' });
@@ -163,9 +172,18 @@ export class MigrationRelay {
       case 'netplex:released':
         if (!this.#newDead) neu.post(m);
         return;
-      case 'netplex:migrated':
-        void this.#finish({ migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms });
+      case 'netplex:migrated': {
+        const counts = { migrated: m.migrated, drained: m.drained, failed: m.failed, ms: m.ms };
+        if (m.lost === true && !this.#newDead) {
+          // The direct link closed from the new worker's end: it is gone, whether or not its exit
+          // has been seen here yet. It is made sure of, and the old worker keeps what it has.
+          neu.kill('SIGKILL');
+          void neu.exited.then(() => this.#finish(counts));
+          return;
+        }
+        void this.#finish(counts);
         return;
+      }
       default:
         closeHandleCopy(handle);
     }
@@ -182,12 +200,30 @@ export class MigrationRelay {
     this.old.post({ type: 'netplex:conn-ack', ok: [], failed: seqs });
   }
 
+  /**
+   * oldDied ends a migration whose old worker died: the new worker is told it is over (it then takes
+   * in what still waits on the direct link), and says how many connections it took in.
+   */
+  async #oldDied(began: number): Promise<void> {
+    if (this.#finished) return;
+    this.#endNew();
+    const status = this.#newDead ? undefined : await this.neu.status();
+    await this.#finish({ migrated: status?.migratedIn ?? 0, drained: 0, failed: 0, ms: this.#now() - began });
+  }
+
+  /** endNew tells the new worker that no connection waits for the old worker to let it go any longer. */
+  #endNew(): void {
+    if (this.#endSent || this.#newDead) return;
+    this.#endSent = true;
+    this.neu.post({ type: 'netplex:migration-end' });
+  }
+
   async #finish(counts: MigrationCounts): Promise<void> {
     if (this.#finished) return;
     this.#finished = true;
-    const { old, neu } = this;
+    const { old } = this;
     // No connection waits for the old worker to let it go any longer (it may have died first).
-    if (!this.#newDead) neu.post({ type: 'netplex:migration-end' });
+    this.#endNew();
     if (this.#newDead && old.state !== 'exited') {
       // The connections that did not move stay with the old worker, which accepts again.
       try {

@@ -379,7 +379,7 @@ export class Supervisor {
   ): Promise<MigrationOutcome> {
     // Both relay broadcasts from the start of the migration (the new worker from its start).
     this.#broadcasts.migrationBegins(old, neu);
-    const relay = new MigrationRelay(old, neu, handles);
+    const relay = new MigrationRelay(old, neu, handles, () => this.#env.now());
     this.#migration = relay;
     return relay.start(drainMs, choice).finally(() => {
       if (this.#migration === relay) this.#migration = undefined;

@@ -361,7 +361,11 @@ export class WorkerProcess {
         })),
         timeout,
       ]);
-      return reply ? { connections: reply.connections, requests: reply.requests } : undefined;
+      if (!reply) return undefined;
+      const { connections, requests, migratedIn } = reply;
+      return typeof migratedIn === 'number'
+        ? { connections, requests, migratedIn }
+        : { connections, requests };
     } catch {
       return undefined;
     } finally {

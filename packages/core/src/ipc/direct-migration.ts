@@ -48,6 +48,8 @@ function isDirectMessage(m: unknown): m is DirectMessage {
 export interface DirectOut extends MigrationChannel {
   /** finish resolves once everything sent is in the kernel, then closes this end. */
   finish(): Promise<void>;
+  /** lost is true once the link was closed from the other end (the new worker is gone) or failed. */
+  readonly lost: boolean;
 }
 
 /** One connection given to conn(): gathered for the next batch, then on its way until answered. */
@@ -78,6 +80,8 @@ export function directOut(unix: UnixSockets, fd: number, log: (message: string) 
   let letGo: ReleasedConnection[] = [];
   let seq = 0;
   let queued = false;
+  let finishing = false;
+  let lost = false;
   const stays = (m: Moving) => {
     // What was sent on ahead did not arrive anywhere: it goes out here, before what is held.
     for (let i = m.sentAhead.length - 1; i >= 0; i--) clientControl.restoreHeld(m.client, m.sentAhead[i]!);
@@ -97,6 +101,7 @@ export function directOut(unix: UnixSockets, fd: number, log: (message: string) 
       }
     },
     closed(reason) {
+      if (!finishing) lost = true;
       // Whatever is on its way and not answered stays here.
       if (unanswered.size > 0 || gathered.length > 0) log(`migration link closed: ${reason}`);
       for (const batch of unanswered.values()) for (const m of batch) stays(m);
@@ -174,9 +179,13 @@ export function directOut(unix: UnixSockets, fd: number, log: (message: string) 
       letGo.push(item);
       nextTurn();
     },
+    get lost() {
+      return lost;
+    },
     async finish() {
       if (queued) sendTurn();
       await link.flushed();
+      finishing = true;
       link.close();
     },
   };

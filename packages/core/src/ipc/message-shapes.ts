@@ -109,7 +109,7 @@ const shapes: { [T in WorkerMessage['type']]: { check: Check; handle: boolean } 
   'netplex:released': { check: fields({ items: list(released) }), handle: false },
   'netplex:conn-ack': { check: fields({ ok: list(count), failed: list(count) }), handle: false },
   'netplex:migrated': {
-    check: fields({ migrated: count, drained: count, failed: count, ms: duration }),
+    check: fields({ migrated: count, drained: count, failed: count, ms: duration, lost: optional(flag) }),
     handle: false,
   },
   'netplex:broadcast': { check: fields({ data: text, skip: optional(list(count)) }), handle: false },

@@ -97,6 +97,8 @@ export type SupervisorMessage =
 export interface WorkerStatus {
   connections: number;
   requests: number;
+  /** Connections taken in from the worker this one replaced (absent from an older netplex). */
+  migratedIn?: number;
 }
 
 /** WorkerMessage is what a worker sends the supervisor. */
@@ -123,7 +125,18 @@ export type WorkerMessage =
   /** From the new worker: the connections it took and those it could not, a batch at a time. */
   | { type: 'netplex:conn-ack'; ok: number[]; failed: number[] }
   /** From the old worker: the migration is over; what moved, what stays to drain. */
-  | { type: 'netplex:migrated'; migrated: number; drained: number; failed: number; ms: number }
+  /**
+   * From the old worker: the migration is over; what moved, what stays to drain. `lost`: the direct
+   * link closed from the other end while connections were on their way (the new worker is gone).
+   */
+  | {
+      type: 'netplex:migrated';
+      migrated: number;
+      drained: number;
+      failed: number;
+      ms: number;
+      lost?: boolean;
+    }
   /** From a worker while another one has clients too: a broadcast made there, relayed to the others. */
   | PeerBroadcastMessage;
 

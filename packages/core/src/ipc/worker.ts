@@ -150,7 +150,7 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
         const out = directOut(unix, linkFd, (line) => server.log(1, line));
         const counts = await server.migrateOut(out);
         await out.finish();
-        await channel.send({ type: 'netplex:migrated', ...counts });
+        await channel.send({ type: 'netplex:migrated', ...counts, ...(out.lost ? { lost: true } : {}) });
         return;
       }
       if (direct) server.log(1, 'no direct migration link came: connections go through the supervisor');

@@ -72,6 +72,7 @@ export function adoptConnection<S>(
   if (hold) clientControl.holdOutput(client);
   ctx.clients.add(client);
   ctx.adopted.set(client.id, client);
+  ctx.migratedIn++;
   ctx.server.requests = Math.max(ctx.server.requests, frozen.id);
   // What the old worker wrote while the socket was moving goes out before anything written here.
   if (frozen.output !== undefined) socket.write(Buffer.from(frozen.output, 'base64'));

@@ -40,6 +40,8 @@ export class ServerContext<S> {
   readonly sessions = new Map<Client<S>, Session<S>>();
   /** Connections that migrated in, by id, for output the old worker writes to them after sending them. */
   readonly adopted = new Map<number, Client<S>>();
+  /** How many connections this worker has taken in from the worker it replaced. */
+  migratedIn = 0;
   /** While another worker has clients too (a migration, a drain): where a broadcast goes on to it. */
   peerBroadcast: PeerBroadcast | undefined;
   /** Set by the start flow once the configuration is read. */

@@ -273,7 +273,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
 
   /** status reports live figures: connections open now, connections accepted so far. */
   status(): WorkerStatus {
-    return { connections: this.#parts.ctx.sessions.size, requests: this.requests };
+    const { ctx } = this.#parts;
+    return { connections: ctx.sessions.size, requests: this.requests, migratedIn: ctx.migratedIn };
   }
 
   static {

@@ -233,7 +233,8 @@ describe('a worker that exits during a reload', () => {
       worker_pid: neu.pid,
       restarts: 0,
       reloads: 1,
-      last_migration: { migrated: 0, drained: 0, failed: 0, ms: 0 },
+      // The fake new worker took none in; the migration lasted until the old worker died.
+      last_migration: { migrated: 0, drained: 0, failed: 0, ms: 20, transport: 'relay' },
     });
     expect(roles(status)).toEqual([[neu.pid, 'serving']]);
     expect(r.log.phases(mark)).toEqual([
