@@ -5,11 +5,13 @@
  * its own version, see protocolVersion).
  */
 export * from './ipc/channel.js';
+export { DIRECT_BATCH, DIRECT_WINDOW } from './ipc/direct-migration.js';
 export * from './ipc/globals.js';
 export * from './ipc/message-shapes.js';
 export * from './ipc/messages.js';
 export * from './ipc/worker.js';
 export type { WorkerHost } from './ipc/worker-host.js';
+export { MIGRATION_WINDOW_MIN } from './migration/migrate-out.js';
 export type { MoveObserver, MoveState } from './migration/move-state.js';
 export { moveTransitions } from './migration/move-state.js';
 export type { MigrationChannel, MigrationCounts, PeerBroadcast } from './migration/types.js';
