@@ -10,7 +10,7 @@
  * A worker whose new worker was killed serves on: its own count must not grow across the failed
  * migration. A reload whose new worker was killed must not say it succeeded.
  *
- * Size: NETPLEX_LEAK_RELOADS (default 30) reloads over the direct transport, a third of them over
+ * Size: NETPLEX_LEAK_RELOADS (default 18) reloads over the direct transport, a third of them over
  * the relay (whose own tests cover it more).
  */
 import { readdirSync, writeFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ import { Churn, LineStreamer } from '../helpers/load.js';
 import { ask, behaviour, greet, type Proc, startTagged, statusJson, waitGone } from '../helpers/proc.js';
 import { describeTransports, expectTransport, fallbacks, transportArg } from '../helpers/transports.js';
 
-const DIRECT_RELOADS = Number(process.env.NETPLEX_LEAK_RELOADS ?? 30);
+const DIRECT_RELOADS = Number(process.env.NETPLEX_LEAK_RELOADS ?? 18);
 const reloadsOver = (t: string) =>
   t === 'direct' ? DIRECT_RELOADS : Math.max(3, Math.ceil(DIRECT_RELOADS / 3));
 /** Reloads before the counts are taken as the baseline. */
