@@ -53,11 +53,19 @@ export const asked = (transport, optionKnown) => ({
 const transportOf = (st, fallback) => st?.last_migration?.transport ?? fallback;
 
 /**
+ * BACKLOG is the listen backlog the migration rows ask for: with the default 511, 10,000 clients
+ * that connect at once and start echoing at once leave thousands waiting in SYN retries (backing off
+ * for seconds) while the worker is busy with the rest; the kernel caps it at somaxconn.
+ */
+const BACKLOG = 16_384;
+
+/**
  * startEcho runs netplex echo.js with the transport's options.
  * @param {Context} ctx
  * @param {Asked} a
  */
-const startEcho = (ctx, a) => startNetplex(ctx, join(EXAMPLES, 'dist/echo.js'), { args: a.args });
+const startEcho = (ctx, a) =>
+  startNetplex(ctx, join(EXAMPLES, 'dist/echo.js'), { args: [...a.args, `--listen=${BACKLOG}`] });
 
 /**
  * migrateIdle holds `conns` idle connections to netplex echo.js, reloads (migrate) and reads how
