@@ -137,11 +137,13 @@ export async function migrateBusy(ctx, a, conns) {
     const emptied = await waitEmptied(server.pidFile, oldPid, EMPTY_WITHIN_MS);
     load.stop();
     const res = await report;
-    const st = 'at' in emptied ? await waitReloads(server.pidFile, 1, 15_000) : undefined;
+    // The reload's counts, also when some connections stayed to drain (they say how many).
+    const st = await waitReloads(server.pidFile, 1, 15_000).catch(() => undefined);
+    const drained = st?.last_migration?.drained;
     const error =
       'at' in emptied
         ? undefined
-        : `the old worker still held ${emptied.held ?? 'an unknown number of'} connections ${EMPTY_WITHIN_MS / 1000} s after the reload`;
+        : `the old worker still held ${emptied.held ?? 'an unknown number of'} connections ${EMPTY_WITHIN_MS / 1000} s after the reload (${st?.last_migration?.migrated ?? 'an unknown number'} moved, ${drained ?? 'an unknown number'} left to drain)`;
     return {
       conns,
       transport: transportOf(st, a.transport),

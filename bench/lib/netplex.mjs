@@ -25,7 +25,7 @@ import { stopChild } from './tracker.mjs';
  * @property {{ port: number }[]} [ports]
  * @property {number} reloads
  * @property {number} [last_reload_ms]
- * @property {{ migrated: number, failed: number, ms: number, transport?: 'direct' | 'relay' }} [last_migration]
+ * @property {{ migrated: number, drained: number, failed: number, ms: number, transport?: 'direct' | 'relay' }} [last_migration]
  *   (`transport`: how the connections moved, once netplex has the migration_transport option)
  */
 
