@@ -12,7 +12,7 @@
  * `cwd`. A conf_file line naming another conf_file is not followed.
  */
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type OptionValues, parseArgv } from './argv.js';
 import { parseConfFile, readConfFile } from './conf-file.js';
 import {

@@ -5,7 +5,7 @@
  * Each option's type comes from `.meta({ type })` when the schema gives one, else from the zod
  * type itself; its description from `.describe()`; its default from `.default()`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 type AnySchema = z.core.$ZodType;
 

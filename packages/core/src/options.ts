@@ -4,9 +4,13 @@
  * The schema is the option reference: `--help` is generated from it, and its inferred type is the
  * only config type. Every value may arrive as a string (command line, conf file), so scalar
  * schemas coerce; list keys take one value per occurrence.
+ *
+ * zod is imported as a namespace (`* as z`), here and in the rest of core: the bundled runtime
+ * (scripts/bundle.mjs) then keeps only the parts of zod that core uses. `import { z }` is one
+ * object holding all of zod, every locale included, and would triple the bundle.
  */
 import { BlockList, isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** flag parses Net::Server-style booleans: 1/0, true/false, yes/no, on/off. */
 export const flag = () =>

@@ -12,7 +12,7 @@
  * (launch.ts). What the worker runtime needs of a server it gets through a WorkerHost the class
  * makes, so that none of it shows on the class.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { Client } from '../connection/client.js';
 import { ClientFlow } from '../connection/client-flow.js';
 import { IdleTimers } from '../connection/idle.js';
