@@ -31,7 +31,10 @@ ENTRY is a .ts or .js file whose server class calls run(). Options for the serve
 
 /** version is this package's version. */
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  // By the package's own name: this module runs from dist/ or from dist/bundle/.
+  const pkg = JSON.parse(
+    readFileSync(new URL(import.meta.resolve('@netplex/supervisor/package.json')), 'utf8'),
+  ) as {
     version: string;
   };
   return pkg.version;

@@ -9,6 +9,7 @@
 import { loadUnix } from '@netplex/unix';
 import { formatUserError } from '../error-format.js';
 import type { BindTarget } from '../port-spec.js';
+import { noteServing } from '../runtime-loader.js';
 import { Channel, everyTurn, type Handlers, Pending } from './channel.js';
 import { type DirectIn, directIn, directOut, takeLinkEnd } from './direct-migration.js';
 import { linkFdEnv } from './globals.js';
@@ -22,6 +23,9 @@ import {
   type WorkerMessage,
 } from './messages.js';
 import type { WorkerHost } from './worker-host.js';
+
+/** How long after netplex:ready the worker writes the served code cache (see runtime-loader.ts). */
+const SERVED_CACHE_DELAY_MS = 1000;
 
 type StartMessage = MessageOf<SupervisorMessage, 'netplex:start'>;
 
@@ -127,6 +131,8 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
       }
       server.observeHooks(undefined);
       post({ type: 'netplex:ready', addresses: server.addresses() });
+      // Once the first connections have been served, the code cache takes in what serving compiled.
+      setTimeout(noteServing, SERVED_CACHE_DELAY_MS).unref();
       void server.done.then(() => {
         if (leaving) return;
         // The server ended its loop by itself: endloop() stops the whole server, as in Perl.

@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { importModule } from '../dynamic-import.js';
 import { isConfigurationError } from '../errors.js';
 import { inProcessEnv, superviseKey, workerEnv } from '../ipc/globals.js';
 import { runWorker } from '../ipc/worker.js';
@@ -31,7 +32,7 @@ export async function findSupervisor(): Promise<Supervise | undefined> {
   } catch {
     return undefined;
   }
-  const mod = (await import(pathToFileURL(resolved).href)) as { supervise?: Supervise };
+  const mod = (await importModule(pathToFileURL(resolved).href)) as { supervise?: Supervise };
   return mod.supervise;
 }
 

@@ -40,13 +40,14 @@ function upgradedCore(dir: string): { dir: string; from: number; to: number } {
   cpSync(join(coreDir, 'dist'), join(copy, 'dist'), { recursive: true });
   // pino and zod, as core resolves them.
   symlinkSync(realpathSync(join(coreDir, 'node_modules')), join(copy, 'node_modules'));
-  const messages = join(copy, 'dist', 'ipc', 'messages.js');
-  const source = readFileSync(messages, 'utf8');
-  const declared = /export const protocolVersion = (\d+);/.exec(source);
-  expect(declared, `protocolVersion in ${messages}`).not.toBeNull();
+  // The runtime the worker loads: the bundle (see scripts/bundle.mjs).
+  const runtime = join(copy, 'dist', 'bundle', 'runtime.cjs');
+  const source = readFileSync(runtime, 'utf8');
+  const declared = /var protocolVersion = (\d+);/.exec(source);
+  expect(declared, `protocolVersion in ${runtime}`).not.toBeNull();
   const from = Number(declared![1]);
   const to = from + 1;
-  writeFileSync(messages, source.replace(declared![0], `export const protocolVersion = ${to};`));
+  writeFileSync(runtime, source.replace(declared![0], `var protocolVersion = ${to};`));
   return { dir: copy, from, to };
 }
 
