@@ -3,6 +3,8 @@
  * loaded, so that a reload or a restart pays only for loading the new code. Not when workers run as
  * another user (the spare would have to be started with those ids), and not when turned off.
  */
+import { SPARE_DELAY_MS } from './defaults.js';
+import type { SupervisorEnv, TimerHandle } from './env.js';
 import type { WorkerProcess } from './worker-process.js';
 
 /** Spare holds at most one spare worker. */
@@ -10,12 +12,23 @@ export class Spare {
   #spare: WorkerProcess | undefined;
   readonly #make: () => WorkerProcess;
   readonly #enabled: boolean;
+  readonly #env: Pick<SupervisorEnv, 'setTimeout' | 'clearTimeout'>;
+  #timer: TimerHandle | undefined;
 
-  /** `make` starts a spare; `initial` is one already started (by `netplex run`, while the entry loads). */
-  constructor(make: () => WorkerProcess, enabled: boolean, initial?: WorkerProcess) {
+  /**
+   * `make` starts a spare; `initial` is one already started (by `netplex run`, while the entry
+   * loads); `env` gives the timers.
+   */
+  constructor(
+    make: () => WorkerProcess,
+    enabled: boolean,
+    initial: WorkerProcess | undefined,
+    env: Pick<SupervisorEnv, 'setTimeout' | 'clearTimeout'>,
+  ) {
     this.#make = make;
     this.#enabled = enabled;
     this.#spare = initial;
+    this.#env = env;
   }
 
   /** current is the spare, if there is one alive. */
@@ -23,14 +36,22 @@ export class Spare {
     return this.#spare?.state === 'exited' ? undefined : this.#spare;
   }
 
-  /** prepare starts a spare unless there is one (or spares are off, or `allowed` is false). */
-  prepare(allowed: boolean): void {
-    if (!allowed || this.#spare || !this.#enabled) return;
-    const spare = this.#make();
-    this.#spare = spare;
-    void spare.exited.then(() => {
-      if (this.#spare === spare) this.#spare = undefined;
-    });
+  /**
+   * prepare starts a spare SPARE_DELAY_MS from now, unless there is one by then (or spares are off,
+   * or `allowed()` says no then). The wait leaves the processor to the worker that just became
+   * ready, for its first connections: on one core, a spare loading meanwhile delays them.
+   */
+  prepare(allowed: () => boolean): void {
+    if (this.#spare || !this.#enabled || this.#timer !== undefined) return;
+    this.#timer = this.#env.setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#spare || !allowed()) return;
+      const spare = this.#make();
+      this.#spare = spare;
+      void spare.exited.then(() => {
+        if (this.#spare === spare) this.#spare = undefined;
+      });
+    }, SPARE_DELAY_MS);
   }
 
   /**
@@ -48,8 +69,10 @@ export class Spare {
     return fork();
   }
 
-  /** kill ends the spare (the supervisor stops, or failed to start). */
+  /** kill ends the spare, or the wait to start one (the supervisor stops, or failed to start). */
   kill(): void {
+    this.#env.clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#spare?.kill();
     this.#spare = undefined;
   }

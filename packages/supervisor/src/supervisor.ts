@@ -2,12 +2,11 @@
  * supervisor — the process that owns the configuration, the pid file and the listen sockets, and
  * runs one worker at a time.
  *
- * One object owns all supervisor state, and what it is doing is one value, its phase (phase.ts),
- * changed in one place; what each request does in each phase is one table there. The reload is in
- * reload.ts, the migration relay, the broadcast relay, the held sockets, restarts and the spare in
- * files of their own. At every instant at least one process accepts on every port (the old worker
- * until the new one is ready), and while no worker is alive the bound sockets wait in the kernel's
- * backlog.
+ * One object owns all supervisor state, and what it is doing is one value, its phase (phase.ts), changed
+ * in one place; what each request does in each phase is one table there. The reload is in reload.ts, the
+ * migration relay, the broadcast relay, the held sockets, restarts and the spare in files of their own. At
+ * every instant at least one process accepts on every port (the old worker until the new one is ready),
+ * and while no worker is alive the bound sockets wait in the kernel's backlog.
  */
 import {
   type BindTarget,
@@ -108,6 +107,7 @@ export class Supervisor {
         }),
       opts.spare !== false,
       opts.initialSpare,
+      this.#env,
     );
     this.#restarts = new Restarts(this.#env, {
       get logger() {
@@ -427,7 +427,7 @@ export class Supervisor {
 
   /** prepareSpare starts the next worker ahead of time (see spare.ts), while serving. */
   #prepareSpare(): void {
-    this.#spare.prepare(this.state === 'running' && !hasIds(resolveIds(this.config, this.#env)));
+    this.#spare.prepare(() => this.state === 'running' && !hasIds(resolveIds(this.config, this.#env)));
   }
 
   /** adopt makes `worker` the current one and watches it for a crash or an endloop. */

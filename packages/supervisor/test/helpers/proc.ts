@@ -219,6 +219,28 @@ export async function statusJson(pidFile: string): Promise<Record<string, unknow
   return JSON.parse(p.stdout) as Record<string, unknown>;
 }
 
+/**
+ * waitForRoles polls status (bounded) until its workers have exactly the roles `roles`, in any
+ * order: e.g. the serving worker and the spare it starts shortly after it is ready.
+ */
+export async function waitForRoles(
+  pidFile: string,
+  roles: string[],
+  what: string,
+  ms = 30_000,
+): Promise<Record<string, unknown>> {
+  const want = [...roles].sort().join();
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = await statusJson(pidFile);
+    const got = (s.workers as Array<{ role: string }>).map((w) => w.role).sort();
+    if (got.join() === want) return s;
+    if (Date.now() > deadline)
+      throw new Error(`${what}: status never showed ${want} within ${ms} ms; last: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** ask sends a line on an open connection and resolves with the next line received. */
 export function ask(socket: net.Socket, line: string, ms = 10_000): Promise<string> {
   return new Promise((resolve, reject) => {

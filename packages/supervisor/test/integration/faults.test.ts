@@ -10,7 +10,17 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkInvariants } from '../helpers/invariants.js';
-import { ask, behaviour, cli, greet, startTagged, statusJson, tempDir, waitGone } from '../helpers/proc.js';
+import {
+  ask,
+  behaviour,
+  cli,
+  greet,
+  startTagged,
+  statusJson,
+  tempDir,
+  waitForRoles,
+  waitGone,
+} from '../helpers/proc.js';
 import { mulberry32 } from '../helpers/random.js';
 
 /**
@@ -274,6 +284,8 @@ describe('status', () => {
       '--pid_file={pid}',
       '--reload_mode=drain',
     ]);
+    // The spare starts shortly after the first worker is ready.
+    await waitForRoles(pidFile, ['serving', 'spare'], 'the spare');
     const { workers: before } = await checkInvariants(pidFile, port, 'started');
     expect(before.map((w) => [w.role, w.generation])).toEqual([
       ['serving', 1],
@@ -282,6 +294,7 @@ describe('status', () => {
     const live = await greet(port);
     behaviour(behaviourFile, { tag: 'v2' });
     expect((await proc.hup('the reload')).msg).toMatch(/^reloaded in/);
+    await waitForRoles(pidFile, ['serving', 'draining', 'spare'], 'the next spare');
     const { workers } = await checkInvariants(pidFile, port, 'draining');
     expect(workers.map((w) => [w.role, w.generation, w.connections])).toEqual([
       ['serving', 2, 0],

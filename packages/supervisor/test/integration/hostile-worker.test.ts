@@ -11,7 +11,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkInvariants } from '../helpers/invariants.js';
-import { ask, fixture, netplexBin, Proc, tempDir } from '../helpers/proc.js';
+import { ask, fixture, netplexBin, Proc, tempDir, waitForRoles } from '../helpers/proc.js';
 
 const MESSAGES = Number(process.env.NETPLEX_HOSTILE_MESSAGES ?? 3000);
 const SEED = Number(process.env.NETPLEX_HOSTILE_SEED ?? Date.now() % 1_000_000);
@@ -44,6 +44,8 @@ describe('a worker that sends its supervisor anything', () => {
     const port = (serving.ports as Array<{ port: number }>)[0]!.port;
     const witness = await open(port);
     expect(await ask(witness, 'before')).toBe('echo before');
+    // The spare, which starts shortly after the worker is ready, has its descriptors counted too.
+    await waitForRoles(pidFile, ['serving', 'spare'], 'the spare');
     const fdsBefore = fds(proc.pid);
     const before = proc.lines.length;
     const sender = await open(port);

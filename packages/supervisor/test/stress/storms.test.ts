@@ -11,7 +11,7 @@ import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { checkInvariants } from '../helpers/invariants.js';
-import { type Proc, startTagged, statusJson } from '../helpers/proc.js';
+import { type Proc, startTagged, waitForRoles } from '../helpers/proc.js';
 import { readText } from '../helpers/procfs.js';
 
 const HUPS = Number(process.env.NETPLEX_HUPS ?? 100);
@@ -108,16 +108,7 @@ const reloadLines = (proc: Proc) =>
  * atRest waits until status shows the serving worker and its spare only (no reload running, nothing
  * draining, the next spare started): the state descriptors and memory are compared in.
  */
-async function atRest(pidFile: string, what: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const s = await statusJson(pidFile);
-    const roles = (s.workers as Array<{ role: string }>).map((w) => w.role).sort();
-    if (roles.join() === 'serving,spare') return;
-    if (Date.now() > deadline) throw new Error(`${what}: not at rest after ${ms} ms: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const atRest = (pidFile: string, what: string) => waitForRoles(pidFile, ['serving', 'spare'], what);
 
 /** settled polls (bounded) for a condition on what sockets received. */
 async function settled(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
