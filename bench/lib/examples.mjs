@@ -14,7 +14,7 @@ export function ensureExamples(log) {
     const js = join(EXAMPLES, 'dist', `${n}.js`);
     return !existsSync(js) || statSync(js).mtimeMs < statSync(join(EXAMPLES, 'src', `${n}.ts`)).mtimeMs;
   });
-  if (!stale && existsSync(join(ROOT, 'packages/core/dist/index.js'))) return;
+  if (!stale && existsSync(join(ROOT, 'packages/core/dist/bundle/index.js'))) return;
   log('building the examples (pnpm --filter @netplex/examples build)');
   const r = spawnSync('pnpm', ['--filter', '@netplex/examples', 'build'], { cwd: ROOT, stdio: 'inherit' });
   if (r.status !== 0) throw new Error('pnpm --filter @netplex/examples build failed; run pnpm build');

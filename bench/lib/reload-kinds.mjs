@@ -65,8 +65,8 @@ export function reloadKinds(ctx, { pm2 = false } = {}) {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'package.json'), '{ "private": true, "type": "module" }\n');
     const to = join(dir, name);
-    const core = pathToFileURL(join(ROOT, 'packages/core/dist/index.js')).href;
-    writeFileSync(to, readFileSync(from, 'utf8').replace('../../packages/core/dist/index.js', core));
+    const core = pathToFileURL(join(ROOT, 'packages/core/dist/bundle/index.js')).href;
+    writeFileSync(to, readFileSync(from, 'utf8').replace('../../packages/core/dist/bundle/index.js', core));
     return to;
   };
   /** @param {string} file */

@@ -7,7 +7,7 @@
  *
  *   netplex run bench/servers/pid-echo.mjs --port=127.0.0.1:0
  */
-import { isMain, MultiplexServer } from '../../packages/core/dist/index.js';
+import { isMain, MultiplexServer } from '../../packages/core/dist/bundle/index.js';
 
 /** @import { Client, InputBuffer, Mux } from '../../packages/core/dist/index.js' */
 

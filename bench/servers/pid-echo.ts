@@ -8,7 +8,7 @@ import {
   isMain,
   MultiplexServer,
   type Mux,
-} from '../../packages/core/dist/index.js';
+} from '../../packages/core/dist/bundle/index.js';
 
 const HEADER = Buffer.from(`PID ${String(process.pid).padStart(11, '0')}\n`);
 
