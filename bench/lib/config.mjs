@@ -38,7 +38,7 @@ export function configFor(quick, env) {
         idleConns: 10_000,
         reloads: 10,
         reloadEvery: 1.5,
-        startupTrials: 7,
+        startupTrials: 15,
       };
   const { BENCH_IDLE_CONNS } = env;
   if (BENCH_IDLE_CONNS) cfg.idleConns = Math.max(1, Math.min(50_000, Number(BENCH_IDLE_CONNS)));

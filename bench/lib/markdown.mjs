@@ -163,7 +163,7 @@ export function markdown(r) {
       }
       L.push(
         '',
-        "Unless a row says both cores, the server runs on CPU 0 only, so netplex's supervisor and its first worker (two Node processes) load one after the other; a row on both cores compares with raw node on both cores. The rows for the runtime as modules and the bundle without code cache are the start-up levers taken away one at a time, in the same run (docs/design/startup.md). Every system was started once, untimed and kept running 2 s, before the timed rounds: the code cache a first start leaves is in place.",
+        "Unless a row says both cores, the server runs on CPU 0 only, so netplex's supervisor and its first worker (two Node processes) load one after the other; a row on both cores compares with raw node on both cores. The rows for the runtime as modules and the bundle without code cache are the start-up levers taken away one at a time, in the same run (docs/design/start-up.md). Every system was started once, untimed and kept running 2 s, before the timed rounds: the code cache a first start leaves is in place.",
       );
     }
   }
