@@ -122,7 +122,8 @@ async function main() {
       fail(name, messageOf(err));
     }
   }
-  results.seconds = Math.round((Date.now() - began) / 1000);
+  const seconds = Math.round((Date.now() - began) / 1000);
+  results.seconds = seconds;
   const soakResult = /** @type {{ failures?: string[] } | undefined} */ (results.scenarios.soak);
   for (const f of soakResult?.failures ?? []) fail('soak', f);
   results.failures = failures;
@@ -131,7 +132,8 @@ async function main() {
   if (soakMinutes || (only && !quick)) mergeInto(results, `${base}.json`);
   else if (!quick) keepSoak(results, `${base}.json`);
   writeResults(results, base);
-  log(`wrote ${relative(ROOT, base)}.md and .json in ${results.seconds} s`);
+  // This run's time: merging --only results keeps the full run's `seconds`.
+  log(`wrote ${relative(ROOT, base)}.md and .json in ${seconds} s`);
   if (failures.length) {
     log(`${failures.length} failure(s):\n  ${failures.join('\n  ')}`);
     process.exitCode = 1;

@@ -13,3 +13,11 @@ export function jsonLine(line) {
     return undefined;
   }
 }
+
+/**
+ * sayJson writes `o` as one JSON line on stdout: how a bench server tells the bench what it did.
+ * @param {object} o
+ */
+export function sayJson(o) {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+}

@@ -63,3 +63,13 @@ export async function loadNative() {
     return { reason: `@netplex/unix did not load: ${messageOf(err)}` };
   }
 }
+
+/**
+ * nativeOrThrow is loadNative for the floor's own processes, which cannot run without the module.
+ * @returns {Promise<Unix>}
+ */
+export async function nativeOrThrow() {
+  const native = await loadNative();
+  if (!native.unix) throw new Error(native.reason);
+  return native.unix;
+}

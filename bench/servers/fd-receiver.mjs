@@ -9,16 +9,13 @@
  * Prints {"ready":true} once watching, then {"sockets":N,"records":R,"ms":T}; exits when stdin closes.
  */
 import net from 'node:net';
-import { loadNative } from '../lib/native.mjs';
+import { sayJson as say } from '../lib/json-line.mjs';
+import { nativeOrThrow } from '../lib/native.mjs';
 
 const CHANNEL = 3;
 const total = Number(process.argv[2]);
-const native = await loadNative();
-if (!native.unix) throw new Error(native.reason);
-const { unix } = native;
+const unix = await nativeOrThrow();
 const { EAGAIN, MSG_CTRUNC, READABLE } = unix.constants;
-/** @param {object} o */
-const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 /** @type {net.Socket[]} */
 const sockets = [];

@@ -11,18 +11,15 @@
  */
 import net from 'node:net';
 import { createInterface } from 'node:readline';
-import { loadNative } from '../lib/native.mjs';
+import { sayJson as say } from '../lib/json-line.mjs';
+import { nativeOrThrow } from '../lib/native.mjs';
 
 const CHANNEL = 3;
 /** ETOOMANYREFS: more descriptors in flight than the kernel lets one user have; retried shortly. */
 const ETOOMANYREFS = 109;
 const total = Number(process.argv[2]);
-const native = await loadNative();
-if (!native.unix) throw new Error(native.reason);
-const { unix } = native;
+const unix = await nativeOrThrow();
 const { MAX_FDS, EAGAIN, WRITABLE } = unix.constants;
-/** @param {object} o */
-const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 /** @type {number[]} */
 const fds = [];
