@@ -22,5 +22,5 @@ export const STOP_POLL_MS = 50;
 /** How long `netplex dev` waits after the last save before it reloads (editors write in bursts). */
 export const DEV_SETTLE_MS = 50;
 
-/** How long after a worker is ready the next spare starts (see spare.ts). */
+/** How long after the first worker is ready the first spare starts (see spare.ts). */
 export const SPARE_DELAY_MS = 500;

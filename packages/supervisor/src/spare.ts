@@ -14,6 +14,8 @@ export class Spare {
   readonly #enabled: boolean;
   readonly #env: Pick<SupervisorEnv, 'setTimeout' | 'clearTimeout'>;
   #timer: TimerHandle | undefined;
+  /** Whether prepare was called before: only the first spare waits. */
+  #prepared = false;
 
   /**
    * `make` starts a spare; `initial` is one already started (by `netplex run`, while the entry
@@ -37,13 +39,16 @@ export class Spare {
   }
 
   /**
-   * prepare starts a spare SPARE_DELAY_MS from now, unless there is one by then (or spares are off,
-   * or `allowed()` says no then). The wait leaves the processor to the worker that just became
-   * ready, for its first connections: on one core, a spare loading meanwhile delays them.
+   * prepare starts a spare unless there is one (or spares are off, or `allowed()` says no). The
+   * first time (the supervisor's start), SPARE_DELAY_MS from now: on one core, a spare loading
+   * meanwhile delays the first connections. Later (after a reload or a restart) at once, so that
+   * the next reload finds its spare.
    */
   prepare(allowed: () => boolean): void {
     if (this.#spare || !this.#enabled || this.#timer !== undefined) return;
-    this.#timer = this.#env.setTimeout(() => {
+    const delayMs = this.#prepared ? 0 : SPARE_DELAY_MS;
+    this.#prepared = true;
+    const start = () => {
       this.#timer = undefined;
       if (this.#spare || !allowed()) return;
       const spare = this.#make();
@@ -51,7 +56,9 @@ export class Spare {
       void spare.exited.then(() => {
         if (this.#spare === spare) this.#spare = undefined;
       });
-    }, SPARE_DELAY_MS);
+    };
+    if (delayMs === 0) start();
+    else this.#timer = this.#env.setTimeout(start, delayMs);
   }
 
   /**
