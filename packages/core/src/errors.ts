@@ -234,6 +234,20 @@ export class LimitError extends MultiplexError {
   }
 }
 
+/**
+ * OutputNotBufferedError is `mux.outbuffer` or `mux.killOutput` called for a client in the default
+ * output mode, whose output is with its socket, where it can no longer be read back or withdrawn.
+ */
+export class OutputNotBufferedError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_NOT_BUFFERED';
+  constructor(call: string, client: string) {
+    super(
+      'MPX_ERR_NOT_BUFFERED',
+      `mux.${call}(): client ${client} is not in buffered mode (its output is with the socket); call mux.bufferOutput(client) first, in muxConnection`,
+    );
+  }
+}
+
 /** errorCodes maps each code to its class; the registry test checks it against docs/reference/errors.md. */
 export const errorCodes = {
   MPX_ERR_CONFIG: ConfigError,
@@ -249,6 +263,7 @@ export const errorCodes = {
   MPX_ERR_HOOK_TIMEOUT: HookTimeoutError,
   MPX_ERR_SERVER_CLOSED: ServerClosedError,
   MPX_ERR_LIMIT: LimitError,
+  MPX_ERR_NOT_BUFFERED: OutputNotBufferedError,
 } as const;
 
 /** The escapes JSON.stringify uses for the C0 characters that have a short form. */

@@ -35,6 +35,7 @@ export const clientHooks = [
   ['requestDeniedHook', 'request_denied_hook'],
   ['muxConnection', 'mux_connection'],
   ['muxInput', 'mux_input'],
+  ['muxOutbufferEmpty', 'mux_outbuffer_empty'],
   ['muxTimeout', 'mux_timeout'],
   ['muxEof', 'mux_eof'],
   ['postProcessRequestHook', 'post_process_request_hook'],
@@ -93,6 +94,8 @@ export interface ClientHookMethods<S> {
   requestDeniedHook(client: Client<S>): MaybePromise<void>;
   muxConnection(mux: Mux<S>, client: Client<S>): MaybePromise<void>;
   muxInput(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
+  /** Optional: a server that does not define it pays nothing for it (see MultiplexServer). */
+  muxOutbufferEmpty?(mux: Mux<S>, client: Client<S>): MaybePromise<void>;
   muxTimeout(mux: Mux<S>, target: Client<S> | Listener): MaybePromise<void>;
   muxEof(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
   postProcessRequestHook(client: Client<S>): MaybePromise<void>;

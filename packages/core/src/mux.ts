@@ -1,9 +1,24 @@
 /**
- * mux — the IO::Multiplex object the mux callbacks receive: the connected clients, writes, shutdown,
- * close, timeouts and endloop.
+ * mux — the IO::Multiplex object the mux callbacks receive: the connected clients, writes, the
+ * buffers, shutdown, close, timeouts and endloop, under IO::Multiplex's names where it has one.
  */
-import type { Client } from './connection/client.js';
+import { type Client, clientControl } from './connection/client.js';
+import { type ShutdownHow, shutdownSides } from './connection/mux-ops.js';
+import { OutputNotBufferedError } from './errors.js';
 import type { Listener } from './listeners.js';
+
+export type { ShutdownHow } from './connection/mux-ops.js';
+
+/** UdpPeer is where a UDP client's datagram came from (IO::Multiplex's udp_peer, unpacked). */
+export interface UdpPeer {
+  address: string;
+  port: number;
+}
+
+function toBuffer(data: Buffer | Uint8Array | string): Buffer {
+  // A copy: the server may reuse its own buffer after handing it over, as a Perl string is copied.
+  return typeof data === 'string' ? Buffer.from(data) : Buffer.from(data);
+}
 
 /** MuxTarget is what a timeout can be set on: a client or a listen socket, as in IO::Multiplex. */
 export type MuxTarget<S> = Client<S> | Listener;
@@ -16,6 +31,8 @@ export interface MuxHost<S> {
   setTimeout(target: MuxTarget<S>, seconds: number | null): void;
   timeoutOf(target: MuxTarget<S>): number | undefined;
   setIdleTimeout(client: Client<S>, seconds: number | null): void;
+  /** shutdownRead shuts a stream connection's read side (see connection/mux-ops.ts). */
+  shutdownRead(client: Client<S>): void;
   idleTimeoutOf(client: Client<S>): number | undefined;
   endloop(): void;
   /** Sends a broadcast on to the clients other workers serve (during a migration or a drain). */
@@ -73,9 +90,22 @@ export class Mux<S = Record<string, unknown>> {
     return n;
   }
 
-  /** shutdown closes a client's write side once its output is sent (IO::Multiplex's shutdown($fh, 1)). */
-  shutdown(client: Client<S>): void {
-    client.shutdown();
+  /**
+   * shutdown shuts one side of a connection, or both, as IO::Multiplex's `shutdown($fh, $how)`:
+   * - `1` or `'write'` (the default): the write side closes once the output written so far is sent;
+   *   the client may go on sending, and later writes are refused.
+   * - `0` or `'read'`: input stops. Node cannot shut a socket's read side, so netplex reads on and
+   *   drops what comes; muxEof runs in the connection's turn with the input not yet consumed (and may
+   *   still write), and the connection closes once its output is sent.
+   * - `2` or `'both'`: both at once; muxEof still runs with the unconsumed input, but what it
+   *   writes is refused.
+   * For a UDP client it does nothing. A connection whose side is shut finishes in this worker: a
+   * reload does not move it.
+   */
+  shutdown(client: Client<S>, how: ShutdownHow = 1): void {
+    const sides = shutdownSides(how);
+    if (sides.write) client.shutdown();
+    if (sides.read) this.#host.shutdownRead(client);
   }
 
   /** close sends a client's queued output, then closes it. */
@@ -83,9 +113,74 @@ export class Mux<S = Record<string, unknown>> {
     client.close();
   }
 
-  /** outbufLength is the number of bytes queued for a client and not yet sent. */
+  /** outbufLength is the number of bytes queued for a client and not yet sent (`length $mux->outbuffer($fh)`). */
   outbufLength(client: Client<S>): number {
     return client.outputLength;
+  }
+
+  /**
+   * bufferOutput turns a client's buffered mode on (or, with false, off). In the default mode a
+   * write goes straight to the socket, which is fastest, and what is handed to a socket cannot be
+   * read back or withdrawn. In buffered mode netplex keeps the client's output and hands it to the
+   * socket a slice (64 KB) at a time, the next once the socket has sent the last: `outbuffer` and
+   * `killOutput` then work on all of it but the slice with the socket. Turned off, what is kept
+   * goes to the socket at once. The mode moves with a migrating connection. UDP clients have no
+   * buffered mode (each write is a datagram, sent at once): for them this does nothing.
+   */
+  bufferOutput(client: Client<S>, on = true): void {
+    clientControl.setBuffered(client, on);
+  }
+
+  /**
+   * outbuffer reads (IO::Multiplex's `$mux->outbuffer($fh)`) or, given `data`, replaces (`
+   * $mux->outbuffer($fh, $data)`) the output written to a client and not yet handed to its socket.
+   * It needs buffered mode (`bufferOutput`), and throws OutputNotBufferedError without it: in the
+   * default mode the output is with the socket already. While the connection moves between workers,
+   * the output held for it counts too.
+   */
+  outbuffer(client: Client<S>, data?: Buffer | Uint8Array | string): Buffer {
+    if (data !== undefined) {
+      if (!clientControl.replaceOutbuffer(client, toBuffer(data)))
+        throw new OutputNotBufferedError('outbuffer', client.toString());
+      return clientControl.outbuffer(client) ?? Buffer.alloc(0);
+    }
+    const out = clientControl.outbuffer(client);
+    if (out === undefined && !clientControl.isBuffered(client))
+      throw new OutputNotBufferedError('outbuffer', client.toString());
+    return out ?? Buffer.alloc(0);
+  }
+
+  /**
+   * killOutput drops the output written to a client and not yet handed to its socket, and leaves
+   * the connection open (IO::Multiplex's kill_output). It needs buffered mode, as `outbuffer` does;
+   * `client.destroy()` drops all output in any mode, and closes.
+   */
+  killOutput(client: Client<S>): void {
+    if (!clientControl.replaceOutbuffer(client, Buffer.alloc(0)))
+      throw new OutputNotBufferedError('killOutput', client.toString());
+  }
+
+  /**
+   * inbuffer reads (`$mux->inbuffer($fh)`) or, given `data`, replaces (`$mux->inbuffer($fh,
+   * $data)`) a client's unconsumed input: a copy of `client.input`'s bytes. Input put back this way
+   * is what muxInput sees next, with the input that arrives after it.
+   */
+  inbuffer(client: Client<S>, data?: Buffer | Uint8Array | string): Buffer {
+    if (data !== undefined) {
+      client.input.clear();
+      client.input.append(toBuffer(data));
+    }
+    return Buffer.from(client.input.bytes());
+  }
+
+  /** udpPeer is where a UDP client's datagram came from (`$mux->udp_peer($fh)`); undefined for a stream client. */
+  udpPeer(client: Client<S>): UdpPeer | undefined {
+    return client.proto === 'udp' ? { address: client.peeraddr, port: client.peerport } : undefined;
+  }
+
+  /** isUdp says whether a client is a UDP datagram's sender (`$mux->is_udp($fh)`). */
+  isUdp(client: Client<S>): boolean {
+    return client.proto === 'udp';
   }
 
   /**

@@ -18,6 +18,7 @@ import type { ServerContext } from '../server/context.js';
 import { allowDeny, needsLookup, reverseLookup } from './admission.js';
 import { Client, type ClientInfo, clientControl } from './client.js';
 import { LOG_WINDOW_MS, LogWindow } from './log-window.js';
+import { outputEmptied } from './mux-ops.js';
 import {
   kSession,
   markClosed,
@@ -28,6 +29,7 @@ import {
   type Step,
   sessionClosed,
 } from './session.js';
+import type { ArmedTimeout } from './timeouts.js';
 
 /** A parked connection's errors (a reset while it waits) are its end: it is skipped when served. */
 function ignoreError(): void {}
@@ -56,9 +58,14 @@ export class ClientFlow<S> {
   /** Clients disconnected past a buffer limit: per limit, one line a second at most, with their count. */
   readonly #overLimits = new Map<string, LogWindow>();
 
+  /** muxOutbufferEmpty's notice, for a server that defines that hook (else no client is watched). */
+  #emptiedOf: ((client: Client<S>) => void) | undefined;
+
   constructor(ctx: ServerContext<S>) {
     this.#ctx = ctx;
     this.#on = this.#makeSocketHandlers();
+    if (typeof ctx.server.muxOutbufferEmpty === 'function')
+      this.#emptiedOf = (c) => outputEmptied(this, ctx, c);
   }
 
   /** onConnection takes a new connection from a listener: refused, parked, or served. */
@@ -140,6 +147,7 @@ export class ClientFlow<S> {
     const client = new Client<S>(info, new SocketTransport(socket), ctx.logger.pino, this.#checkOutputOf);
     const session = newSession(client, socket);
     ctx.sessions.set(client, session);
+    if (this.#emptiedOf) clientControl.watchOutput(client, this.#emptiedOf);
     const on = this.#on;
     socket.on('data', on.data);
     socket.on('end', on.end);
@@ -174,7 +182,7 @@ export class ClientFlow<S> {
 
   #onData(session: Session<S>, chunk: Buffer): void {
     const { client } = session;
-    if (client.phase === 'closed' || session.failed) return;
+    if (client.phase === 'closed' || session.failed || session.readShut) return;
     client.input.append(chunk);
     // Input restarts the idle clock (while moving too: the idle time moves with the connection).
     const idle = session.idle;
@@ -311,8 +319,10 @@ export class ClientFlow<S> {
     session.hook = 'muxEof';
     const ctx = this.#ctx;
     if (!session.failed) await ctx.server.muxEof(ctx.mux, client, client.input);
-    // As Net::Server::Multiplex does after mux_eof: the client is done writing, so finish ours.
-    client.shutdown();
+    // As Net::Server::Multiplex does after mux_eof: the client is done writing, so finish ours;
+    // and, as IO::Multiplex does once both sides are shut, close once the output is sent.
+    if (session.readShut) client.close();
+    else client.shutdown();
   }
 
   async #runClose(session: Session<S>): Promise<void> {
@@ -409,11 +419,13 @@ export class ClientFlow<S> {
 
   /**
    * onTimeout runs muxTimeout for a target whose timeout came due: for a listener at once, for a
-   * client in its turn. One that came due while its connection was moving fires where it is served.
+   * client in its turn, unless the server set or cleared that timeout meanwhile (then the due one
+   * never fires). One that came due while its connection was moving fires where it is served.
    */
-  onTimeout(target: MuxTarget<S>): void {
+  onTimeout(target: MuxTarget<S>, due: ArmedTimeout): void {
     const ctx = this.#ctx;
     if (target.kind === 'listener') {
+      if (!ctx.timeouts.takeDue(target, due)) return;
       Promise.resolve()
         .then(() => ctx.server.muxTimeout(ctx.mux, target))
         .catch((err) => ctx.logHookError(new HookError('muxTimeout', err)));
@@ -422,14 +434,14 @@ export class ClientFlow<S> {
     const session = ctx.sessions.get(target);
     if (!session) return;
     if (target.phase === 'migrating') {
-      // Its state is frozen or on its way: the timeout is due now, in whichever worker serves it.
-      ctx.timeouts.keepDue(target);
+      // Its state is frozen or on its way: the timeout stays due, and fires in whichever worker serves it.
       ctx.log(4, `timeout of client ${target} came due while it was moving: it fires where it is served`, {
         conn: target.id,
       });
       return;
     }
     this.enqueue(session, () => {
+      if (!ctx.timeouts.takeDue(target, due)) return undefined;
       if (!target.open || session.failed) return undefined;
       session.hook = 'muxTimeout';
       return ctx.server.muxTimeout(ctx.mux, target);

@@ -7,13 +7,15 @@
  */
 import type { Logger } from 'pino';
 import { InputBuffer } from './input.js';
+import { OUTPUT_SLICE_BYTES, OutputBuffer } from './output-buffer.js';
 import { type ConnectionEnd, NOTHING, OutputHold } from './output-hold.js';
 
 export type { ConnectionEnd } from './output-hold.js';
 
 /** Transport is what a Client writes to: a TCP or unix stream, or a UDP peer. */
 export interface Transport {
-  write(data: Buffer): void;
+  /** write queues bytes; `done` (when given) runs once they are handed to the kernel, or fail. */
+  write(data: Buffer, done?: (err?: Error | null) => void): void;
   /** end closes the write side once queued output is flushed; the peer may go on sending. */
   end(): void;
   /** close flushes queued output, then closes both directions. */
@@ -63,6 +65,27 @@ export interface ClientControl {
   /** setIdle marks a client whose idle limit has passed (or, with false, that it has input again). */
   // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
   setIdle(client: Client<any>, idle: boolean): void;
+  /**
+   * watchOutput has `emptied` told whenever everything written to the client so far has been
+   * handed to the kernel (muxOutbufferEmpty); only for a server that defines that hook.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  watchOutput(client: Client<any>, emptied: (client: Client<any>) => void): void;
+  /** setBuffered turns buffered mode (output-buffer.ts) on or off; a UDP client has none. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  setBuffered(client: Client<any>, on: boolean): void;
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  isBuffered(client: Client<any>): boolean;
+  /**
+   * outbuffer is the output netplex keeps for the client and has not handed to the socket: in
+   * buffered mode, and while the connection moves between workers. Undefined for a client in the
+   * default mode (its output is with the socket, and cannot be read back).
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  outbuffer(client: Client<any>): Buffer | undefined;
+  /** replaceOutbuffer puts `data` in place of that output (empty: drops it); false in the default mode. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  replaceOutbuffer(client: Client<any>, data: Buffer): boolean;
   /** takeHeldOutput returns (and forgets) what was written while the connection was moving. */
   // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
   takeHeldOutput(client: Client<any>): Buffer;
@@ -104,6 +127,15 @@ export class Client<S = Record<string, unknown>> {
 
   readonly #transport: Transport;
   readonly #onWrite: (client: Client<S>) => void;
+  /** Buffered mode's output (output-buffer.ts); undefined in the default mode. */
+  #out: OutputBuffer | undefined;
+  /** The write side is shut (shutdown, or eof handled): later writes are refused. */
+  #writeShut = false;
+  /** muxOutbufferEmpty's notice, and the write callback that gives it (see watchOutput). */
+  #emptied: ((client: Client<S>) => void) | undefined;
+  #afterWrite: ((err?: Error | null) => void) | undefined;
+  /** Something was written since the last notice. */
+  #emptyArmed = false;
 
   /** @internal Clients are made by the server, never by user code. */
   constructor(info: ClientInfo, transport: Transport, log: Logger, onWrite: (client: Client<S>) => void) {
@@ -175,6 +207,10 @@ export class Client<S = Record<string, unknown>> {
     clientControl = {
       setPhase: (client, phase) => {
         client.#phase = phase;
+        // Frozen to move: what buffered mode kept goes with the connection, ahead of what is held.
+        const out = client.#out;
+        if (phase === 'migrating' && out !== undefined && out.length > 0)
+          client.#holdOf().unshift(out.take(Number.POSITIVE_INFINITY));
       },
       setIdle: (client, idle) => {
         client.#idle = idle;
@@ -197,7 +233,114 @@ export class Client<S = Record<string, unknown>> {
       restoreHeld: (client, output) => {
         if (output.length > 0) client.#holdOf().unshift(output);
       },
+      watchOutput: (client, emptied) => {
+        client.#emptied = emptied;
+        client.#afterWrite = (err) => {
+          if (err || !client.#emptyArmed || client.outputLength > 0) return;
+          client.#emptyArmed = false;
+          emptied(client);
+        };
+      },
+      setBuffered: (client, on) => client.#setBuffered(on),
+      isBuffered: (client) => client.#out !== undefined,
+      outbuffer: (client) => {
+        const out = client.#out;
+        const held = client.#hold?.held;
+        if (out === undefined && held === undefined) return undefined;
+        const parts = held ? [...held] : [];
+        if (out && out.length > 0) parts.push(out.peek());
+        return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      },
+      replaceOutbuffer: (client, data) => {
+        const out = client.#out;
+        const hold = client.#hold;
+        if (out === undefined && hold?.held === undefined) return false;
+        // Held output (the connection is moving) goes with the connection; the rest stays here.
+        if (hold?.held !== undefined && (client.#phase === 'migrating' || hold.waiting)) {
+          hold.held = data.length > 0 ? [data] : undefined;
+          out?.replace(NOTHING);
+        } else {
+          if (hold) hold.held = undefined;
+          out?.replace(data);
+          if (out) client.#pump(out);
+        }
+        return true;
+      },
     };
+  }
+
+  #setBuffered(on: boolean): void {
+    if (this.proto === 'udp' || on === (this.#out !== undefined)) return;
+    if (on) {
+      const out = new OutputBuffer();
+      out.afterSlice = (err) => {
+        out.inFlight = false;
+        if (err || this.#out !== out) return;
+        if (out.length > 0) {
+          this.#pump(out);
+          return;
+        }
+        if (out.pendingEnd !== undefined) {
+          const end = out.pendingEnd;
+          out.pendingEnd = undefined;
+          if (end === 'close') this.#transport.close();
+          else this.#transport.end();
+          return;
+        }
+        if (this.#emptied && this.#transport.writableLength === 0) {
+          this.#emptyArmed = false;
+          this.#emptied(this);
+        }
+      };
+      this.#out = out;
+      return;
+    }
+    // Back to the default mode: what is kept goes to the socket now, in order.
+    const out = this.#out!;
+    this.#out = undefined;
+    const rest = out.take(Number.POSITIVE_INFINITY);
+    if (rest.length > 0) this.#direct(rest);
+    if (out.pendingEnd === 'close') this.#transport.close();
+    else if (out.pendingEnd === 'end') this.#transport.end();
+  }
+
+  /** pump hands the socket the next slice of buffered output once it has sent the last one. */
+  #pump(out: OutputBuffer): void {
+    if (out.inFlight || out.length === 0) return;
+    if (this.#phase === 'migrating' || this.#phase === 'closed') return;
+    out.inFlight = true;
+    this.#transport.write(out.take(OUTPUT_SLICE_BYTES), out.afterSlice);
+  }
+
+  /** send hands bytes on: kept (buffered mode) or to the socket. */
+  #send(buf: Buffer): void {
+    const out = this.#out;
+    if (out !== undefined) {
+      this.#emptyArmed = true;
+      out.push(buf);
+      this.#pump(out);
+      return;
+    }
+    this.#direct(buf);
+  }
+
+  #direct(buf: Buffer): void {
+    if (this.#afterWrite === undefined) this.#transport.write(buf);
+    else {
+      this.#emptyArmed = true;
+      this.#transport.write(buf, this.#afterWrite);
+    }
+  }
+
+  /** endWhenSent ends the write side (or with 'close' both) once buffered output, if any, is sent. */
+  #endWhenSent(how: 'end' | 'close'): void {
+    const out = this.#out;
+    if (out !== undefined && (out.length > 0 || out.inFlight)) {
+      if (how === 'close' || out.pendingEnd === undefined) out.pendingEnd = how;
+      return;
+    }
+    if (how === 'close') this.#transport.close();
+    else this.#transport.end();
   }
 
   #holdOf(): OutputHold {
@@ -231,26 +374,31 @@ export class Client<S = Record<string, unknown>> {
     const held = end ? NOTHING : hold.takeHeld();
     hold.held = undefined;
     this.#dropIdleHold();
-    if (first.length > 0) this.#transport.write(first);
-    if (held.length > 0) this.#transport.write(held);
+    if (first.length > 0) this.#send(first);
+    if (held.length > 0) this.#send(held);
     if (first.length > 0 || held.length > 0) this.#onWrite(this);
     if (end === 'close' || waiting.after === 'close') {
       if (this.open) this.#phase = 'closing';
-      this.#transport.close();
+      this.#endWhenSent('close');
     } else if (end === 'shutdown' || waiting.after === 'shutdown') {
-      this.#transport.end();
+      this.#writeShut = true;
+      this.#endWhenSent('end');
       this.movable = false;
     }
   }
 
-  /** outputLength is the number of bytes written to this client and not yet sent. */
+  /**
+   * outputLength is the number of bytes written to this client and not yet handed to the kernel:
+   * with the socket, and in buffered mode kept by netplex.
+   */
   get outputLength(): number {
-    return this.#transport.writableLength;
+    const out = this.#out;
+    return out === undefined ? this.#transport.writableLength : this.#transport.writableLength + out.length;
   }
 
   /** write queues bytes (or UTF-8 text) for this client; false once the client is closing. */
   write(data: Buffer | Uint8Array | string): boolean {
-    if (!this.open) return false;
+    if (!this.open || this.#writeShut) return false;
     const buf =
       typeof data === 'string' ? Buffer.from(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (buf.length === 0) return true;
@@ -263,7 +411,7 @@ export class Client<S = Record<string, unknown>> {
       hold.push(buf);
       return true;
     }
-    this.#transport.write(buf);
+    this.#send(buf);
     this.#onWrite(this);
     return this.open;
   }
@@ -274,13 +422,18 @@ export class Client<S = Record<string, unknown>> {
     return this.write(Buffer.concat(args.map((a) => (Buffer.isBuffer(a) ? a : Buffer.from(String(a))))));
   }
 
-  /** shutdown closes the write side once queued output is sent; the client may go on sending. */
+  /**
+   * shutdown closes the write side once queued output is sent; the client may go on sending.
+   * Writes after it are refused (false), as IO::Multiplex refuses them with EPIPE.
+   */
   shutdown(): void {
     const phase = this.#phase;
     if (phase === 'accepting' || phase === 'connected' || phase === 'eof') {
+      if (this.#writeShut) return;
+      this.#writeShut = true;
       const waiting = this.#hold?.waiting;
       if (waiting) waiting.after ??= 'shutdown';
-      else this.#transport.end();
+      else this.#endWhenSent('end');
       // Its write side is closed: it finishes where it is rather than moving on a reload.
       this.movable = false;
     } else if (phase === 'migrating') {
@@ -300,7 +453,7 @@ export class Client<S = Record<string, unknown>> {
     this.#phase = 'closing';
     const waiting = this.#hold?.waiting;
     if (waiting) waiting.after = 'close';
-    else this.#transport.close();
+    else this.#endWhenSent('close');
   }
 
   /** destroy closes the connection at once, dropping queued output. */
@@ -316,6 +469,7 @@ export class Client<S = Record<string, unknown>> {
     this.#phase = 'closing';
     if (this.#hold) this.#hold.waiting = undefined;
     this.#dropIdleHold();
+    this.#out?.replace(NOTHING);
     this.#transport.destroy();
   }
 

@@ -28,6 +28,8 @@ export interface Session<S> {
   eofDone: boolean;
   /** A hook failed or a limit was passed: the connection is being dropped. */
   failed: boolean;
+  /** mux.shutdown shut the read side: input from then on is dropped, and eof closes the connection. */
+  readShut: boolean;
   /** The hook last called for this connection, named when it fails. */
   hook: ClientHookName;
   /** True once muxClose has run; `onClosed` (made only when someone waits) is told then. */
@@ -66,6 +68,7 @@ export function newSession<S>(client: Client<S>, socket: net.Socket): Session<S>
     inputQueued: false,
     eofDone: false,
     failed: false,
+    readShut: false,
     hook: 'postAcceptHook',
     done: false,
     onClosed: undefined,
@@ -79,8 +82,8 @@ export function newSession<S>(client: Client<S>, socket: net.Socket): Session<S>
 /** SocketTransport is a Client's way to its stream socket (methods on a prototype: no closures per connection). */
 export class SocketTransport implements Transport {
   constructor(readonly socket: net.Socket) {}
-  write(data: Buffer): void {
-    this.socket.write(data);
+  write(data: Buffer, done?: (err?: Error | null) => void): void {
+    this.socket.write(data, done);
   }
   end(): void {
     this.socket.end();

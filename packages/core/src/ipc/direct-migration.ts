@@ -171,11 +171,12 @@ export function directOut(unix: UnixSockets, fd: number, log: (message: string) 
         nextTurn();
       });
     },
-    released(id, out, end) {
+    released(id, out, end, timeoutMs) {
       const item: ReleasedConnection = { id };
       const data = output(out);
       if (data !== undefined) item.output = data;
       if (end !== undefined) item.end = end;
+      if (timeoutMs !== undefined) item.timeoutMs = timeoutMs;
       letGo.push(item);
       nextTurn();
     },
@@ -244,12 +245,13 @@ export function directIn(unix: UnixSockets, fd: number, server: WorkerHost): Dir
           take(m, fds);
           return;
         case 'output':
-          for (const { id, output, end } of m.items)
+          for (const { id, output, end, timeoutMs } of m.items)
             server.deliverToAdopted(
               id,
               output === undefined ? Buffer.alloc(0) : Buffer.from(output, 'base64'),
               end,
               m.last,
+              timeoutMs,
             );
           return;
         default:

@@ -91,9 +91,15 @@ const frozenConnection = fields({
   timeoutMs: optional(duration),
   idleMs: optional(duration),
   idleLimitMs: optional(duration),
+  buffered: optional(flag),
 });
 
-const released = fields({ id: count, output: optional(text), end: optional(anything) });
+const released = fields({
+  id: count,
+  output: optional(text),
+  end: optional(anything),
+  timeoutMs: optional(nullable(duration)),
+});
 
 /** The fields of each message type, and whether a socket handle comes with it. */
 const shapes: { [T in WorkerMessage['type']]: { check: Check; handle: boolean } } = {

@@ -161,6 +161,11 @@ export interface ReleasedConnection {
   output?: string;
   /** How the old worker ended the connection while it was on its way, if it did. */
   end?: ConnectionEnd;
+  /**
+   * A change the old worker's server made to the connection's timeout while it was on its way: the
+   * ms left on it, or null when it was cleared; absent when there was none.
+   */
+  timeoutMs?: number | null;
 }
 
 /** FrozenServer is the server-level state that moves with a migration. */
@@ -192,6 +197,8 @@ export interface FrozenConnection {
   idleMs?: number;
   /** The idle limit `mux.setIdleTimeout` set for it, in ms (0: none); absent when it follows idle_timeout. */
   idleLimitMs?: number;
+  /** The connection's output is in buffered mode (mux.bufferOutput); absent in the default mode. */
+  buffered?: true;
   /** What muxFreeze() returned (by default the client's state). */
   state: unknown;
 }

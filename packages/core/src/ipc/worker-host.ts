@@ -39,8 +39,14 @@ export interface WorkerHost {
   /** The new worker's side (see migration/adopt.ts). */
   thawServer(data: FrozenServer | null): Promise<void>;
   adoptConnection(frozen: FrozenConnection, source: SocketSource, hold?: boolean): void;
-  releaseAdopted(id: number, output: Buffer, end?: ConnectionEnd): void;
-  deliverToAdopted(id: number, output: Buffer, end: ConnectionEnd | undefined, last: boolean): void;
+  releaseAdopted(id: number, output: Buffer, end?: ConnectionEnd, timeoutMs?: number | null): void;
+  deliverToAdopted(
+    id: number,
+    output: Buffer,
+    end: ConnectionEnd | undefined,
+    last: boolean,
+    timeoutMs?: number | null,
+  ): void;
   endAdoption(): void;
   /** Where each broadcast made here goes on to (the other workers with clients), or nowhere. */
   setPeerBroadcast(send: PeerBroadcast | undefined): void;

@@ -177,10 +177,11 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
             },
           );
         },
-        released: (id, data, end) => {
+        released: (id, data, end, timeoutMs) => {
           const item: ReleasedConnection = { id };
           if (data.length > 0) item.output = data.toString('base64');
           if (end !== undefined) item.end = end;
+          if (timeoutMs !== undefined) item.timeoutMs = timeoutMs;
           released.push(item);
         },
       });
@@ -236,11 +237,12 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
         }
       },
       'netplex:released': (m) => {
-        for (const { id, output, end } of m.items)
+        for (const { id, output, end, timeoutMs } of m.items)
           server.releaseAdopted(
             id,
             output === undefined ? Buffer.alloc(0) : Buffer.from(output, 'base64'),
             end,
+            timeoutMs,
           );
       },
       'netplex:link': () => {

@@ -5,7 +5,7 @@
  * old worker has let it go, so that what the old worker wrote to it meanwhile is sent first.
  */
 import net from 'node:net';
-import { type ConnectionEnd, clientControl } from '../connection/client.js';
+import { type Client, type ConnectionEnd, clientControl } from '../connection/client.js';
 import type { ClientFlow } from '../connection/client-flow.js';
 import { HookError } from '../errors.js';
 import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
@@ -68,6 +68,7 @@ export function adoptConnection<S>(
   client.peerhost = frozen.peerhost;
   client.accepted = true;
   clientControl.setPhase(client, 'connected');
+  if (frozen.buffered) clientControl.setBuffered(client, true);
   // What the old worker writes to it until it lets it go comes first: output here waits till then.
   if (hold) clientControl.holdOutput(client);
   ctx.clients.add(client);
@@ -102,11 +103,26 @@ export function releaseAdopted<S>(
   id: number,
   output: Buffer,
   end?: ConnectionEnd,
+  timeoutMs?: number | null,
 ): void {
   const client = ctx.adopted.get(id);
   if (!client) return;
   ctx.adopted.delete(id);
+  takeTimeoutChange(ctx, client, timeoutMs);
   clientControl.releaseOutput(client, output, end);
+}
+
+/**
+ * takeTimeoutChange applies a change the old worker's server made to a connection's timeout while
+ * it was on its way, unless this worker's server has set or cleared it since (the later change).
+ */
+function takeTimeoutChange<S>(
+  ctx: ServerContext<S>,
+  client: Client<S>,
+  timeoutMs: number | null | undefined,
+): void {
+  if (timeoutMs === undefined || ctx.timeouts.touched(client)) return;
+  ctx.timeouts.set(client, timeoutMs === null ? null : timeoutMs / 1000);
 }
 
 /**
@@ -120,10 +136,12 @@ export function deliverToAdopted<S>(
   output: Buffer,
   end: ConnectionEnd | undefined,
   last: boolean,
+  timeoutMs?: number | null,
 ): void {
   const client = ctx.adopted.get(id);
   if (!client) return;
   if (last) ctx.adopted.delete(id);
+  takeTimeoutChange(ctx, client, timeoutMs);
   if (output.length > 0) client.write(output);
   if (end === 'destroy') client.destroy();
   else if (end === 'close') client.close();

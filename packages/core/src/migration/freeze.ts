@@ -171,8 +171,12 @@ export class Freezer<S> {
     if (client.input.length > 0) frozen.input = client.input.bytes().toString('base64');
     const output = clientControl.takeHeldOutput(client);
     if (output.length > 0) frozen.output = output.toString('base64');
-    const timer = this.#ctx.timeouts.get(client);
+    if (clientControl.isBuffered(client)) frozen.buffered = true;
+    const timeouts = this.#ctx.timeouts;
+    const timer = timeouts.get(client);
     if (timer) frozen.timeoutMs = Math.max(0, timer.at - Date.now());
+    // From here on, a change the server makes to its timeout goes with it when it is let go.
+    timeouts.untouch(client);
     const clock = session.idle;
     if (clock) {
       frozen.idleMs = this.#ctx.idle.elapsedMs(clock);
@@ -221,6 +225,14 @@ export class Freezer<S> {
     if (end === 'destroy') client.destroy();
     else if (end === 'close') client.close();
     else if (end === 'shutdown') client.shutdown();
+  }
+
+  /**
+   * timeoutChange is what the server did to a connection's timeout since it was frozen, for the
+   * new worker: undefined (nothing), the ms left on it, or null (cleared). See Timeouts.changeOf.
+   */
+  timeoutChange(session: Session<S>): number | null | undefined {
+    return this.#ctx.timeouts.changeOf(session.client);
   }
 
   /** release forgets a connection that now lives in the new worker, closing only this process's descriptor. */

@@ -179,7 +179,13 @@ async function handOver<S>(
   // Output written while the connection was on its way follows it, ahead of the new worker's, and
   // so does a close (or shutdown, or destroy) asked for meanwhile.
   const { client } = session;
-  channel.released(frozen.id, clientControl.takeHeldOutput(client), clientControl.takeEndWhileMoving(client));
+  // So does a change to its timeout made here meanwhile.
+  channel.released(
+    frozen.id,
+    clientControl.takeHeldOutput(client),
+    clientControl.takeEndWhileMoving(client),
+    freezer.timeoutChange(session),
+  );
   freezer.release(session);
   return true;
 }

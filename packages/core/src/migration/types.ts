@@ -47,8 +47,10 @@ export interface MigrationChannel {
    * Says that connection `id`, which the new worker has taken, is let go here, with the output
    * written to it while it was on its way (possibly empty): the new worker sends that before its own.
    * `end` is a shutdown, close or destroy asked for here meanwhile, which the new worker carries out.
+   * `timeout` is a change the server made here meanwhile to the connection's timeout: the ms left
+   * on it, or null when it was cleared; undefined when it made none.
    */
-  released(id: number, output: Buffer, end: ConnectionEnd | undefined): void;
+  released(id: number, output: Buffer, end: ConnectionEnd | undefined, timeout?: number | null): void;
 }
 
 /** PeerBroadcast sends a broadcast on to the other workers with clients (see setPeerBroadcast). */

@@ -18,6 +18,7 @@ import { ClientFlow } from '../connection/client-flow.js';
 import { IdleTimers } from '../connection/idle.js';
 import { IdleExpiry } from '../connection/idle-expiry.js';
 import type { InputBuffer } from '../connection/input.js';
+import { shutdownRead } from '../connection/mux-ops.js';
 import { Timeouts } from '../connection/timeouts.js';
 import { ServerClosedError } from '../errors.js';
 import { formatHelp } from '../help.js';
@@ -85,19 +86,20 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
 
   constructor(args: ConstructorArgs = {}) {
     this.args = args;
-    const timeouts = new Timeouts<S>((target) => flow.onTimeout(target));
+    const timeouts = new Timeouts<S>((target, due) => flow.onTimeout(target, due));
     const idle = new IdleTimers<S>((session) => expiry.expired(session));
     this.mux = new Mux<S>({
       clients: () => ctx.clients.values(),
       clientCount: () => ctx.clients.size,
       listeners: () => ctx.listeners,
-      setTimeout: (target, seconds) => timeouts.set(target, seconds),
+      setTimeout: (target, seconds) => timeouts.set(target, seconds, true),
       timeoutOf: (target) => timeouts.get(target)?.at,
       setIdleTimeout: (client, seconds) => idle.set(ctx.sessions.get(client), seconds),
       idleTimeoutOf: (client) => {
         const session = ctx.sessions.get(client);
         return session && idle.dueAt(session);
       },
+      shutdownRead: (client) => shutdownRead(ctx, flow, client),
       endloop: () => {
         void this.close();
       },
@@ -166,6 +168,15 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
   muxConnection(_mux: Mux<S>, _client: Client<S>): MaybePromise<void> {}
   /** muxInput runs each time input arrives; consume from the left of `input`, leave the rest. */
   abstract muxInput(mux: Mux<S>, client: Client<S>, input: InputBuffer): MaybePromise<void>;
+  /**
+   * muxOutbufferEmpty, when a server defines it, runs whenever everything written to a stream
+   * client so far has been handed to the kernel (IO::Multiplex's mux_outbuffer_empty), in the
+   * client's turn with its other hooks: after a write, not only after a write went past the socket's
+   * high-water mark as Node's 'drain' does. A server that writes a large reply a piece at a time
+   * writes the next piece here. Not defined by default, so that a server without it pays nothing;
+   * never for UDP clients, whose datagrams are sent at once.
+   */
+  muxOutbufferEmpty?(mux: Mux<S>, client: Client<S>): MaybePromise<void>;
   /**
    * muxTimeout runs when a timeout set with `mux.setTimeout` expires, and when a connection has had
    * no input for its idle limit (idle_timeout): then `client.idle` is true, and the connection is
@@ -296,8 +307,9 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         resumeAccepting: (handles) => resumeAccepting(ctx, flow, handles),
         thawServer: (data) => thawServer(ctx, flow, data),
         adoptConnection: (frozen, source, hold) => adoptConnection(ctx, flow, frozen, source, hold),
-        releaseAdopted: (id, output, end) => releaseAdopted(ctx, id, output, end),
-        deliverToAdopted: (id, output, end, last) => deliverToAdopted(ctx, id, output, end, last),
+        releaseAdopted: (id, output, end, timeoutMs) => releaseAdopted(ctx, id, output, end, timeoutMs),
+        deliverToAdopted: (id, output, end, last, timeoutMs) =>
+          deliverToAdopted(ctx, id, output, end, last, timeoutMs),
         endAdoption: () => endAdoption(ctx),
         setPeerBroadcast: (send) => {
           ctx.peerBroadcast = send;
