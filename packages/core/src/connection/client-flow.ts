@@ -18,7 +18,7 @@ import type { ServerContext } from '../server/context.js';
 import { allowDeny, needsLookup, reverseLookup } from './admission.js';
 import { Client, type ClientInfo, clientControl } from './client.js';
 import { LOG_WINDOW_MS, LogWindow } from './log-window.js';
-import { outputEmptied } from './mux-ops.js';
+import { droppedAfterShutdown, outputEmptied } from './mux-ops.js';
 import {
   kSession,
   markClosed,
@@ -182,7 +182,10 @@ export class ClientFlow<S> {
 
   #onData(session: Session<S>, chunk: Buffer): void {
     const { client } = session;
-    if (client.phase === 'closed' || session.failed || session.readShut) return;
+    if (client.phase === 'closed' || session.failed || session.readShut) {
+      if (session.readShut) droppedAfterShutdown(this.#ctx, client, chunk.length);
+      return;
+    }
     client.input.append(chunk);
     // Input restarts the idle clock (while moving too: the idle time moves with the connection).
     const idle = session.idle;
@@ -440,6 +443,10 @@ export class ClientFlow<S> {
       });
       return;
     }
+    if (session.busy && ctx.config.log_level >= 4)
+      ctx.log(4, `timeout of client ${target} came due while a hook runs: muxTimeout runs in its turn`, {
+        conn: target.id,
+      });
     this.enqueue(session, () => {
       if (!ctx.timeouts.takeDue(target, due)) return undefined;
       if (!target.open || session.failed) return undefined;

@@ -54,6 +54,15 @@ export function shutdownRead<S>(ctx: ServerContext<S>, flow: ClientFlow<S>, clie
   flow.enqueue(session, 'eof');
 }
 
+/** droppedAfterShutdown notes, at debug level, input dropped because the read side is shut. */
+export function droppedAfterShutdown<S>(ctx: ServerContext<S>, client: Client<S>, bytes: number): void {
+  if (ctx.config.log_level >= 4)
+    ctx.log(4, `client ${client}: dropped ${bytes} bytes of input after its read side was shut`, {
+      conn: client.id,
+      bytes,
+    });
+}
+
 /** outputEmptied gives muxOutbufferEmpty its turn: everything written to `client` has been sent. */
 export function outputEmptied<S>(flow: ClientFlow<S>, ctx: ServerContext<S>, client: Client<S>): void {
   const session = ctx.sessions.get(client);

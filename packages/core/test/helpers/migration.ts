@@ -97,10 +97,13 @@ export class Peer extends Watch {
     });
   }
 
-  /** connect opens a connection to 127.0.0.1:`port` and resolves once it is established. */
-  static connect(port: number): Promise<Peer> {
+  /**
+   * connect opens a connection to 127.0.0.1:`port` and resolves once it is established; with
+   * `allowHalfOpen` it goes on sending after the server ends its side.
+   */
+  static connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<Peer> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1' });
+      const socket = net.connect({ port, host: '127.0.0.1', ...options });
       socket.once('connect', () => resolve(new Peer(socket)));
       socket.once('error', reject);
     });
@@ -369,6 +372,8 @@ export interface Released {
   id: number;
   output: Buffer;
   end: ConnectionEnd | undefined;
+  /** The change made to its timeout while it was on its way (left out when none). */
+  timeoutMs?: number | null;
 }
 
 /** FakeChannel is a MigrationChannel that records what it is handed and answers each conn() with `answer`. */
@@ -396,9 +401,11 @@ export class FakeChannel extends Watch implements MigrationChannel {
     return this.answer(frozen);
   }
 
-  released(id: number, output: Buffer, end: ConnectionEnd | undefined): void {
+  released(id: number, output: Buffer, end: ConnectionEnd | undefined, timeoutMs?: number | null): void {
     this.calls.push(`released #${id}`);
-    this.releases.push({ id, output: Buffer.from(output), end });
+    const release: Released = { id, output: Buffer.from(output), end };
+    if (timeoutMs !== undefined) release.timeoutMs = timeoutMs;
+    this.releases.push(release);
     this.notify();
   }
 

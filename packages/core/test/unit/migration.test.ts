@@ -567,6 +567,39 @@ describe('migrateOut: the connections of the worker being replaced', () => {
     expect(h.srv.mux.getTimeout(h.srv.client(1))).toBeUndefined();
   });
 
+  it('sends with its release a timeout set, or cleared, here while the connection was on its way', async () => {
+    const h = await startMoveServer();
+    const [a, b, c] = await h.connect(3);
+    for (const p of [a, b, c]) {
+      p!.send('timeout:30\n');
+      await p!.waitFor('armed\n');
+    }
+    const gate = deferred();
+    h.channel.answer = () => gate.promise.then(() => true);
+
+    const migration = h.migrate();
+    await h.channel.waitConn(1);
+    await h.channel.waitConn(2);
+    // From outside any hook (a timer of the server's own), as the first two are on their way (the
+    // window holds two): #1 gets a new time, #2 none; #3, which moves after them, is left alone.
+    const { mux } = h.srv;
+    const setAt = Date.now();
+    mux.setTimeout(h.srv.client(1), 5);
+    mux.setTimeout(h.srv.client(2), null);
+    gate.resolve();
+    const counts = await h.finish(migration);
+    const releasedBy = Date.now();
+
+    expect(counts).toMatchObject({ migrated: 3, drained: 0, failed: 0 });
+    const release = (id: number) => h.channel.releases.find((r) => r.id === id)!;
+    expect(release(1).timeoutMs).toBeLessThanOrEqual(5000);
+    expect(release(1).timeoutMs).toBeGreaterThanOrEqual(5000 - (releasedBy - setAt) - 1);
+    expect(release(2).timeoutMs).toBeNull();
+    expect(release(3)).not.toHaveProperty('timeoutMs');
+    // What was frozen still had the 30 s: the change went with the release.
+    for (const id of [1, 2, 3]) expect(h.channel.frozen(id).timeoutMs).toBeGreaterThan(5000);
+  });
+
   it('rejects migrateOut() on a server that is not running', async () => {
     const fresh = new MoveServer({ port: ['127.0.0.1:0'] });
     await expect(workerHost(fresh).migrateOut(new FakeChannel())).rejects.toThrow(
