@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { InputBuffer } from './input.js';
-import { OUTPUT_SLICE_BYTES, OutputBuffer } from './output-buffer.js';
+import { OutputBuffer } from './output-buffer.js';
 import { type ConnectionEnd, NOTHING, OutputHold } from './output-hold.js';
 
 export type { ConnectionEnd } from './output-hold.js';
@@ -210,7 +210,7 @@ export class Client<S = Record<string, unknown>> {
         // Frozen to move: what buffered mode kept goes with the connection, ahead of what is held.
         const out = client.#out;
         if (phase === 'migrating' && out !== undefined && out.length > 0)
-          client.#holdOf().unshift(out.take(Number.POSITIVE_INFINITY));
+          client.#holdOf().unshift(out.take());
       },
       setIdle: (client, idle) => {
         client.#idle = idle;
@@ -262,7 +262,6 @@ export class Client<S = Record<string, unknown>> {
         } else {
           if (hold) hold.held = undefined;
           out?.replace(data);
-          if (out) client.#pump(out);
         }
         return true;
       },
@@ -272,56 +271,32 @@ export class Client<S = Record<string, unknown>> {
   #setBuffered(on: boolean): void {
     if (this.proto === 'udp' || on === (this.#out !== undefined)) return;
     if (on) {
-      const out = new OutputBuffer();
-      out.afterSlice = (err) => {
-        out.inFlight = false;
-        if (err || this.#out !== out) return;
-        if (out.length > 0) {
-          this.#pump(out);
-          return;
-        }
-        if (out.pendingEnd !== undefined) {
-          const end = out.pendingEnd;
-          out.pendingEnd = undefined;
-          if (end === 'close') this.#transport.close();
-          else this.#transport.end();
-          return;
-        }
-        if (this.#emptied && this.#transport.writableLength === 0) {
+      this.#out = new OutputBuffer(this.#transport, {
+        paused: () => this.#phase === 'migrating' || this.#phase === 'closed',
+        sent: () => {
+          if (this.#emptied === undefined || this.#transport.writableLength > 0) return;
           this.#emptyArmed = false;
           this.#emptied(this);
-        }
-      };
-      this.#out = out;
+        },
+      });
       return;
     }
     // Back to the default mode: what is kept goes to the socket now, in order.
-    const out = this.#out!;
+    const { rest, end } = this.#out!.stop();
     this.#out = undefined;
-    const rest = out.take(Number.POSITIVE_INFINITY);
     if (rest.length > 0) this.#direct(rest);
-    if (out.pendingEnd === 'close') this.#transport.close();
-    else if (out.pendingEnd === 'end') this.#transport.end();
-  }
-
-  /** pump hands the socket the next slice of buffered output once it has sent the last one. */
-  #pump(out: OutputBuffer): void {
-    if (out.inFlight || out.length === 0) return;
-    if (this.#phase === 'migrating' || this.#phase === 'closed') return;
-    out.inFlight = true;
-    this.#transport.write(out.take(OUTPUT_SLICE_BYTES), out.afterSlice);
+    if (end === 'close') this.#transport.close();
+    else if (end === 'end') this.#transport.end();
   }
 
   /** send hands bytes on: kept (buffered mode) or to the socket. */
   #send(buf: Buffer): void {
     const out = this.#out;
-    if (out !== undefined) {
+    if (out === undefined) this.#direct(buf);
+    else {
       this.#emptyArmed = true;
-      out.push(buf);
-      this.#pump(out);
-      return;
+      out.send(buf);
     }
-    this.#direct(buf);
   }
 
   #direct(buf: Buffer): void {
@@ -334,11 +309,7 @@ export class Client<S = Record<string, unknown>> {
 
   /** endWhenSent ends the write side (or with 'close' both) once buffered output, if any, is sent. */
   #endWhenSent(how: 'end' | 'close'): void {
-    const out = this.#out;
-    if (out !== undefined && (out.length > 0 || out.inFlight)) {
-      if (how === 'close' || out.pendingEnd === undefined) out.pendingEnd = how;
-      return;
-    }
+    if (this.#out?.endWhenSent(how)) return;
     if (how === 'close') this.#transport.close();
     else this.#transport.end();
   }
@@ -469,7 +440,7 @@ export class Client<S = Record<string, unknown>> {
     this.#phase = 'closing';
     if (this.#hold) this.#hold.waiting = undefined;
     this.#dropIdleHold();
-    this.#out?.replace(NOTHING);
+    this.#out?.stop();
     this.#transport.destroy();
   }
 

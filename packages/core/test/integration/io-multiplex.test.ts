@@ -32,10 +32,11 @@ const BIG = 8 * 1024 * 1024;
 
 /**
  * Api runs one command a line: `buffer`, `unbuffer`, `big:N` (N bytes of `pattern`), `peek`
- * (writes the length of outbuffer), `kill`, `replace:TEXT`, `shut:HOW`, `timeout:S`, `cancel`,
- * `rearm:N` (a timeout that muxTimeout re-arms N times, then cancels), `hold:NAME` (the hook waits
- * for gate NAME, as a hook awaiting a database does), `upper` (the rest of the input, upper-cased
- * with mux.inbuffer); any other line is echoed.
+ * (writes the length of outbuffer), `kill`, `withdraw:TEXT` (writes TEXT, notes the length of
+ * outbuffer, kills the output, then writes `withdrawn` and the length of outbuffer again),
+ * `replace:TEXT`, `shut:HOW`, `timeout:S`, `cancel`, `rearm:N` (a timeout that muxTimeout re-arms
+ * N times, then cancels), `hold:NAME` (the hook waits for gate NAME, as a hook awaiting a database
+ * does), `upper` (the rest of the input, upper-cased with mux.inbuffer); any other line is echoed.
  */
 class Api extends MultiplexServer {
   readonly events: string[] = [];
@@ -109,6 +110,13 @@ class Api extends MultiplexServer {
             break;
           }
           client.write('after-kill\n');
+          break;
+        case 'withdraw':
+          client.write(`${arg}\n`);
+          this.note(`withdraw #${client.id} kept ${mux.outbuffer(client).length}`);
+          mux.killOutput(client);
+          client.write('withdrawn\n');
+          client.write(`${mux.outbuffer(client).length}\n`);
           break;
         case 'replace':
           mux.outbuffer(client, `${arg}\n`);
@@ -310,6 +318,23 @@ describe('the output buffers', () => {
     expect(sent.equals(pattern(BIG).subarray(0, sent.length))).toBe(true);
     p.send('still here\n');
     await p.waitFor('still here\n');
+  });
+
+  it('keeps what a hook writes until the end of its loop turn: the hook reads it back and withdraws it, none of it is sent', async () => {
+    const { server, port } = await start(new Api(local));
+    const p = await connect(port);
+    p.send('buffer\n');
+    await p.waitFor('buffered\n');
+    p.send('withdraw:secret\n');
+    await p.waitFor('withdrawn\n10\n');
+    p.send('withdraw:again\n');
+    await p.waitFor('withdrawn\n10\nwithdrawn\n10\n');
+    expect(server.events.filter((e) => e.startsWith('withdraw #1'))).toEqual([
+      `withdraw #1 kept ${'secret\n'.length}`,
+      `withdraw #1 kept ${'again\n'.length}`,
+    ]);
+    // `withdrawn\n` is still kept when the hook reads the length after writing it.
+    expect(p.received.toString()).toBe('buffered\nwithdrawn\n10\nwithdrawn\n10\n');
   });
 
   it('replaces the kept output with outbuffer(client, data)', async () => {
