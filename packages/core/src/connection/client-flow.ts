@@ -27,7 +27,6 @@ import {
   type SessionSocket,
   SocketTransport,
   type Step,
-  sessionClosed,
 } from './session.js';
 import type { ArmedTimeout } from './timeouts.js';
 
@@ -453,32 +452,6 @@ export class ClientFlow<S> {
       session.hook = 'muxTimeout';
       return ctx.server.muxTimeout(ctx.mux, target);
     });
-  }
-
-  /** closeClients closes every connection, giving each up to `ms` to flush before it is dropped. */
-  async closeClients(ms: number): Promise<void> {
-    const sessions = [...this.#ctx.sessions.values()];
-    if (sessions.length === 0) return;
-    for (const s of sessions) s.client.close();
-    const timer = setTimeout(() => {
-      for (const s of sessions) s.client.destroy();
-    }, ms);
-    // A close hook that never settles must not hold the server open forever: bounded at twice `ms`.
-    let giveUp: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(sessions.map((s) => sessionClosed(s))),
-      new Promise<void>((resolve) => {
-        giveUp = setTimeout(() => {
-          this.#ctx.log(
-            1,
-            `${sessions.filter((s) => s.client.phase !== 'closed').length} connections did not finish closing`,
-          );
-          resolve();
-        }, 2 * ms);
-      }),
-    ]);
-    clearTimeout(giveUp);
-    clearTimeout(timer);
   }
 }
 

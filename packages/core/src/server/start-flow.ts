@@ -6,6 +6,7 @@
 import { createAccessControl } from '../access.js';
 import { loadConfig } from '../config.js';
 import type { ClientFlow } from '../connection/client-flow.js';
+import { closeSessions } from '../connection/close-all.js';
 import { onDatagram } from '../connection/udp.js';
 import { formatUserError } from '../error-format.js';
 import type { ProcessHookName } from '../hooks.js';
@@ -233,7 +234,7 @@ export class StartFlow<S> {
       ctx.onIdle = undefined;
     }
     await this.#hooks.runLogged('preServerCloseHook');
-    await this.#flow.closeClients(CLOSE_FLUSH_MS);
+    await closeSessions(ctx, CLOSE_FLUSH_MS);
     ctx.timeouts.clearAll();
     await this.#hooks.runLogged('postChildCleanupHook');
     ctx.log(2, 'Server closing!');
