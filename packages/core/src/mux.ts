@@ -3,11 +3,11 @@
  * buffers, shutdown, close, timeouts and endloop, under IO::Multiplex's names where it has one.
  */
 import { type Client, clientControl } from './connection/client.js';
-import { type ShutdownHow, shutdownSides } from './connection/mux-ops.js';
+import { type ShutdownHow, shutdownSides } from './connection/shutdown.js';
 import { OutputNotBufferedError } from './errors.js';
 import type { Listener } from './listeners.js';
 
-export type { ShutdownHow } from './connection/mux-ops.js';
+export type { ShutdownHow } from './connection/shutdown.js';
 
 /** UdpPeer is where a UDP client's datagram came from (IO::Multiplex's udp_peer, unpacked). */
 export interface UdpPeer {

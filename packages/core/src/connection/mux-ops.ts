@@ -1,30 +1,11 @@
 /**
  * connection/mux-ops — the mux calls that act on a stream connection's session rather than on its
  * Client alone: the read side's shutdown, and muxOutbufferEmpty's turn in the connection's queue.
+ * (Which side a shutdown shuts is read in shutdown.ts.)
  */
 import type { ServerContext } from '../server/context.js';
 import { type Client, clientControl } from './client.js';
-import type { ClientFlow } from './client-flow.js';
-
-/** ShutdownHow is which side `mux.shutdown` shuts: Perl's 0, 1, 2 or their names. */
-export type ShutdownHow = 0 | 1 | 2 | 'read' | 'write' | 'both';
-
-/** shutdownSides reads a ShutdownHow; a bad one throws, naming what is accepted. */
-export function shutdownSides(how: ShutdownHow): { read: boolean; write: boolean } {
-  switch (how) {
-    case 0:
-    case 'read':
-      return { read: true, write: false };
-    case 1:
-    case 'write':
-      return { read: false, write: true };
-    case 2:
-    case 'both':
-      return { read: true, write: true };
-    default:
-      throw new RangeError(`shutdown() takes 0, 1, 2, 'read', 'write' or 'both', got ${String(how)}`);
-  }
-}
+import type { StepQueue } from './session.js';
 
 /**
  * shutdownRead shuts a connection's read side as far as Node allows: Node cannot shut a socket's
@@ -33,7 +14,7 @@ export function shutdownSides(how: ShutdownHow): { read: boolean; write: boolean
  * output is sent (as IO::Multiplex closes a handle whose both sides are done). On a connection that
  * is on its way to another worker, it is a close there after the output written before.
  */
-export function shutdownRead<S>(ctx: ServerContext<S>, flow: ClientFlow<S>, client: Client<S>): void {
+export function shutdownRead<S>(ctx: ServerContext<S>, flow: StepQueue<S>, client: Client<S>): void {
   const session = ctx.sessions.get(client);
   if (!session || session.readShut) return;
   const phase = client.phase;
@@ -64,7 +45,7 @@ export function droppedAfterShutdown<S>(ctx: ServerContext<S>, client: Client<S>
 }
 
 /** outputEmptied gives muxOutbufferEmpty its turn: everything written to `client` has been sent. */
-export function outputEmptied<S>(flow: ClientFlow<S>, ctx: ServerContext<S>, client: Client<S>): void {
+export function outputEmptied<S>(flow: StepQueue<S>, ctx: ServerContext<S>, client: Client<S>): void {
   const session = ctx.sessions.get(client);
   if (!session) return;
   flow.enqueue(session, () => {

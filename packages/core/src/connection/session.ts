@@ -16,6 +16,11 @@ import type { Client, Transport } from './client.js';
  */
 export type Step = 'input' | 'eof' | 'close' | (() => unknown);
 
+/** StepQueue runs a connection's steps in order (the client flow): a step now, or after those before it. */
+export interface StepQueue<S> {
+  enqueue(session: Session<S>, step: Step): void;
+}
+
 /** Session is one stream connection as the server runs it. */
 export interface Session<S> {
   client: Client<S>;
