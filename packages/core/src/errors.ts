@@ -248,6 +248,17 @@ export class OutputNotBufferedError extends MultiplexError {
   }
 }
 
+/**
+ * MuxHandleError is a mux call given a handle it cannot take: `mux.add` of something that is no
+ * stream socket, or of a closed one, or `mux.setCallbackObject` for a client not in the mux.
+ */
+export class MuxHandleError extends MultiplexError {
+  declare readonly code: 'MPX_ERR_MUX_HANDLE';
+  constructor(call: string, detail: string) {
+    super('MPX_ERR_MUX_HANDLE', `mux.${call}(): ${detail}`);
+  }
+}
+
 /** errorCodes maps each code to its class; the registry test checks it against docs/reference/errors.md. */
 export const errorCodes = {
   MPX_ERR_CONFIG: ConfigError,
@@ -264,6 +275,7 @@ export const errorCodes = {
   MPX_ERR_SERVER_CLOSED: ServerClosedError,
   MPX_ERR_LIMIT: LimitError,
   MPX_ERR_NOT_BUFFERED: OutputNotBufferedError,
+  MPX_ERR_MUX_HANDLE: MuxHandleError,
 } as const;
 
 /** The escapes JSON.stringify uses for the C0 characters that have a short form. */

@@ -2,7 +2,9 @@
  * mux — the IO::Multiplex object the mux callbacks receive: the connected clients, writes, the
  * buffers, shutdown, close, timeouts and endloop, under IO::Multiplex's names where it has one.
  */
+import type net from 'node:net';
 import { type Client, clientControl } from './connection/client.js';
+import type { InputBuffer } from './connection/input.js';
 import { type ShutdownHow, shutdownSides } from './connection/shutdown.js';
 import { OutputNotBufferedError } from './errors.js';
 import type { Listener } from './listeners.js';
@@ -20,6 +22,23 @@ function toBuffer(data: Buffer | Uint8Array | string): Buffer {
   return typeof data === 'string' ? Buffer.from(data) : Buffer.from(data);
 }
 
+/** MuxHandler is a per-handle callback object: any of the per-connection mux hooks, as methods. */
+export interface MuxHandler<S = Record<string, unknown>> {
+  muxInput?(mux: Mux<S>, client: Client<S>, input: InputBuffer): void | Promise<void>;
+  muxOutbufferEmpty?(mux: Mux<S>, client: Client<S>): void | Promise<void>;
+  muxTimeout?(mux: Mux<S>, client: Client<S>): void | Promise<void>;
+  muxEof?(mux: Mux<S>, client: Client<S>, input: InputBuffer): void | Promise<void>;
+  muxClose?(mux: Mux<S>, client: Client<S>): void | Promise<void>;
+}
+
+/** AddOptions are what the code that adds a handle gives it from the start. */
+export interface AddOptions<S> {
+  /** The handle's `state`, as muxConnection would set it for an accepted connection. */
+  state?: S;
+  /** Its callback object (see mux.setCallbackObject). */
+  object?: MuxHandler<S>;
+}
+
 /** MuxTarget is what a timeout can be set on: a client or a listen socket, as in IO::Multiplex. */
 export type MuxTarget<S> = Client<S> | Listener;
 
@@ -34,6 +53,10 @@ export interface MuxHost<S> {
   /** shutdownRead shuts a stream connection's read side (see connection/mux-ops.ts). */
   shutdownRead(client: Client<S>): void;
   idleTimeoutOf(client: Client<S>): number | undefined;
+  add(socket: net.Socket, options: AddOptions<S> | undefined): Client<S>;
+  remove(client: Client<S>): net.Socket | undefined;
+  setHandler(client: Client<S>, object: MuxHandler<S> | undefined): MuxHandler<S> | undefined;
+  handlerOf(client: Client<S>): MuxHandler<S> | undefined;
   endloop(): void;
   /** Sends a broadcast on to the clients other workers serve (during a migration or a drain). */
   broadcastElsewhere(data: Buffer): void;
@@ -210,6 +233,47 @@ export class Mux<S = Record<string, unknown>> {
   /** getIdleTimeout is when a connection's idle limit runs out if no input comes, in ms since the epoch, or undefined. */
   getIdleTimeout(client: Client<S>): number | undefined {
     return this.#host.idleTimeoutOf(client);
+  }
+
+  /**
+   * add puts a stream socket the server made itself in the mux (IO::Multiplex's `$mux->add($fh)`):
+   * a TCP or unix socket it connected, still connecting or connected. It returns the socket's
+   * Client, served as an accepted connection is (muxInput, muxOutbufferEmpty, muxTimeout with its
+   * own timer, muxEof, muxClose) except that no muxConnection runs: set what it needs here, with
+   * `options.state` and `options.object`. It has a negative id, is not among `clients()` (a
+   * broadcast does not reach it), and counts neither in `requests` nor against max_connections.
+   * On a reload it finishes in the worker that made it (it does not migrate). A socket in the mux
+   * already gives its Client back.
+   */
+  add(socket: net.Socket, options?: AddOptions<S>): Client<S> {
+    return this.#host.add(socket, options);
+  }
+
+  /**
+   * remove takes a handle out of the mux and hands back its socket, open (IO::Multiplex's `remove`):
+   * no hook runs for it any more (muxEof and muxClose neither), its timeouts are cleared, output
+   * kept for it (buffered mode) goes to the socket, and input not consumed is put back into the
+   * socket, to be read first by whoever reads it next. It works on accepted connections too.
+   * Undefined for a handle that is not in the mux, closing, or on its way to another worker.
+   */
+  remove(client: Client<S>): net.Socket | undefined {
+    return this.#host.remove(client);
+  }
+
+  /**
+   * setCallbackObject gives one handle its own callback object (IO::Multiplex's
+   * `set_callback_object($object, $fh)`): its muxInput, muxOutbufferEmpty, muxTimeout, muxEof and
+   * muxClose run as that object's methods instead of the server's, and a hook the object does not
+   * define is not run for it. `undefined` goes back to the server's hooks. It returns the object the
+   * handle had. The server's other hooks (postProcessRequestHook, the start-up hooks) stay the server's.
+   */
+  setCallbackObject(client: Client<S>, object: MuxHandler<S> | undefined): MuxHandler<S> | undefined {
+    return this.#host.setHandler(client, object);
+  }
+
+  /** callbackObject is a handle's own callback object, if it has one. */
+  callbackObject(client: Client<S>): MuxHandler<S> | undefined {
+    return this.#host.handlerOf(client);
   }
 
   /** endloop stops the server: listeners close, clients are closed, and the close hooks run. */

@@ -57,14 +57,31 @@ export class ClientFlow<S> {
   /** Clients disconnected past a buffer limit: per limit, one line a second at most, with their count. */
   readonly #overLimits = new Map<string, LogWindow>();
 
-  /** muxOutbufferEmpty's notice, for a server that defines that hook (else no client is watched). */
-  #emptiedOf: ((client: Client<S>) => void) | undefined;
+  /** muxOutbufferEmpty's notice; every client is watched only if the server defines that hook. */
+  readonly #emptiedOf: (client: Client<S>) => void;
+  readonly #watchAll: boolean;
 
   constructor(ctx: ServerContext<S>) {
     this.#ctx = ctx;
     this.#on = this.#makeSocketHandlers();
-    if (typeof ctx.server.muxOutbufferEmpty === 'function')
-      this.#emptiedOf = (c) => outputEmptied(this, ctx, c);
+    this.#emptiedOf = (c) => outputEmptied(this, ctx, c);
+    this.#watchAll = typeof ctx.server.muxOutbufferEmpty === 'function';
+  }
+
+  /** watchOutput has muxOutbufferEmpty run for one client (whose callback object defines it). */
+  watchOutput(client: Client<S>): void {
+    clientControl.watchOutput(client, this.#emptiedOf);
+  }
+
+  /** detach stops the client flow hearing a session's socket (mux.remove hands the socket back). */
+  detach(session: Session<S>): void {
+    const socket = session.socket;
+    if (!socket) return;
+    const on = this.#on;
+    socket.off('data', on.data);
+    socket.off('end', on.end);
+    socket.off('error', on.error);
+    socket.off('close', on.close);
   }
 
   /** onConnection takes a new connection from a listener: refused, parked, or served. */
@@ -76,7 +93,7 @@ export class ClientFlow<S> {
       return;
     }
     const max = ctx.config.max_connections;
-    if (max > 0 && ctx.sessions.size + (parked?.length ?? 0) >= max) {
+    if (max > 0 && ctx.sessions.size - ctx.added.size + (parked?.length ?? 0) >= max) {
       // The first of a burst is logged at once, the others counted, so that a flood of clients
       // cannot flood the log.
       const peer = socket.remoteAddress;
@@ -146,7 +163,7 @@ export class ClientFlow<S> {
     const client = new Client<S>(info, new SocketTransport(socket), ctx.logger.pino, this.#checkOutputOf);
     const session = newSession(client, socket);
     ctx.sessions.set(client, session);
-    if (this.#emptiedOf) clientControl.watchOutput(client, this.#emptiedOf);
+    if (this.#watchAll) clientControl.watchOutput(client, this.#emptiedOf);
     const on = this.#on;
     socket.on('data', on.data);
     socket.on('end', on.end);
@@ -214,7 +231,10 @@ export class ClientFlow<S> {
     if (client.phase !== 'connected' && client.phase !== 'eof') return undefined;
     session.hook = 'muxInput';
     const ctx = this.#ctx;
-    const result = ctx.server.muxInput(ctx.mux, client, client.input);
+    const h = session.handler;
+    const result = h
+      ? h.muxInput?.(ctx.mux, client, client.input)
+      : ctx.server.muxInput(ctx.mux, client, client.input);
     if (isPromiseLike(result)) return Promise.resolve(result).then(() => this.#checkInput(session));
     this.#checkInput(session);
     return undefined;
@@ -320,7 +340,7 @@ export class ClientFlow<S> {
     if (client.phase === 'connected') clientControl.setPhase(client, 'eof');
     session.hook = 'muxEof';
     const ctx = this.#ctx;
-    if (!session.failed) await ctx.server.muxEof(ctx.mux, client, client.input);
+    if (!session.failed) await (session.handler ?? ctx.server).muxEof?.(ctx.mux, client, client.input);
     // As Net::Server::Multiplex does after mux_eof: the client is done writing, so finish ours;
     // and, as IO::Multiplex does once both sides are shut, close once the output is sent.
     if (session.readShut) client.close();
@@ -333,7 +353,9 @@ export class ClientFlow<S> {
     const ctx = this.#ctx;
     if (!session.eofDone && !session.failed) {
       session.eofDone = true;
-      await this.#isolated(session, 'muxEof', () => ctx.server.muxEof(ctx.mux, client, client.input));
+      await this.#isolated(session, 'muxEof', () =>
+        (session.handler ?? ctx.server).muxEof?.(ctx.mux, client, client.input),
+      );
     }
     clientControl.setPhase(client, 'closed');
     ctx.clients.delete(client);
@@ -341,8 +363,14 @@ export class ClientFlow<S> {
     if (ctx.adopted.size > 0) ctx.adopted.delete(client.id);
     ctx.timeouts.clear(client);
     ctx.idle.stop(session);
-    await this.#isolated(session, 'postProcessRequestHook', () => ctx.server.postProcessRequestHook(client));
-    await this.#isolated(session, 'muxClose', () => ctx.server.muxClose(ctx.mux, client));
+    if (client.added) ctx.added.delete(client);
+    else
+      await this.#isolated(session, 'postProcessRequestHook', () =>
+        ctx.server.postProcessRequestHook(client),
+      );
+    await this.#isolated(session, 'muxClose', () =>
+      (session.handler ?? ctx.server).muxClose?.(ctx.mux, client),
+    );
     client.input.clear();
     markClosed(session);
     if (ctx.sessions.size === 0) ctx.onIdle?.();
@@ -450,7 +478,8 @@ export class ClientFlow<S> {
       if (!ctx.timeouts.takeDue(target, due)) return undefined;
       if (!target.open || session.failed) return undefined;
       session.hook = 'muxTimeout';
-      return ctx.server.muxTimeout(ctx.mux, target);
+      const h = session.handler;
+      return h ? h.muxTimeout?.(ctx.mux, target) : ctx.server.muxTimeout(ctx.mux, target);
     });
   }
 }

@@ -38,7 +38,12 @@ export interface ClientInfo {
   listener: string;
   /** When the connection was accepted (kept across a migration); now by default. */
   connectedAt?: Date;
+  /** A handle the server added itself (mux.add), not accepted from a listener. */
+  added?: boolean;
 }
+
+/** PeerAddresses are a stream's two ends, as a Client shows them. */
+export type PeerAddresses = Pick<ClientInfo, 'proto' | 'peeraddr' | 'peerport' | 'sockaddr' | 'sockport'>;
 
 /** ClientPhase is where a connection is in the client flow. */
 export type ClientPhase = 'accepting' | 'connected' | 'eof' | 'migrating' | 'closing' | 'closed';
@@ -89,6 +94,9 @@ export interface ClientControl {
   /** takeHeldOutput returns (and forgets) what was written while the connection was moving. */
   // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
   takeHeldOutput(client: Client<any>): Buffer;
+  /** setAddresses fills in the two ends of an added socket once it has connected. */
+  // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
+  setAddresses(client: Client<any>, ends: PeerAddresses): void;
   /** restoreHeld puts output taken with takeHeldOutput back, first, for a connection that stays. */
   // biome-ignore lint/suspicious/noExplicitAny: a client of any state type.
   restoreHeld(client: Client<any>, output: Buffer): void;
@@ -109,8 +117,13 @@ export class Client<S = Record<string, unknown>> {
   readonly peerport: number;
   readonly sockaddr: string;
   readonly sockport: number;
-  /** listener is the label of the listen socket the client came through. */
+  /** listener is the label of the listen socket the client came through ('' for an added handle). */
   readonly listener: string;
+  /**
+   * added is true for a handle the server added itself with `mux.add` (a socket it connected), not
+   * accepted from a listener: no muxConnection runs for it, and it is no request.
+   */
+  readonly added: boolean;
   /** peerhost is the client's host name, when reverse_lookups found one. */
   peerhost: string | undefined;
   /** connectedAt is when the connection was accepted. */
@@ -146,6 +159,7 @@ export class Client<S = Record<string, unknown>> {
     this.sockaddr = info.sockaddr;
     this.sockport = info.sockport;
     this.listener = info.listener;
+    this.added = info.added === true;
     this.connectedAt = info.connectedAt ?? new Date();
     this.#transport = transport;
     this.#rootLog = log;
@@ -229,6 +243,14 @@ export class Client<S = Record<string, unknown>> {
         const out = client.#hold?.takeHeld() ?? NOTHING;
         client.#dropIdleHold();
         return out;
+      },
+      setAddresses: (client, ends) => {
+        const c = client as { -readonly [K in keyof PeerAddresses]: PeerAddresses[K] };
+        c.proto = ends.proto;
+        c.peeraddr = ends.peeraddr;
+        c.peerport = ends.peerport;
+        c.sockaddr = ends.sockaddr;
+        c.sockport = ends.sockport;
       },
       restoreHeld: (client, output) => {
         if (output.length > 0) client.#holdOf().unshift(output);
@@ -447,7 +469,7 @@ export class Client<S = Record<string, unknown>> {
   /** toString names the client in log lines: `#3 [127.0.0.1]:51234`. */
   toString(): string {
     return this.proto === 'unix'
-      ? `#${this.id} ${this.listener}`
+      ? `#${this.id} ${this.added ? this.peeraddr || 'unix' : this.listener}`
       : `#${this.id} [${this.peeraddr}]:${this.peerport}`;
   }
 }

@@ -53,6 +53,6 @@ export function outputEmptied<S>(flow: StepQueue<S>, ctx: ServerContext<S>, clie
     if ((phase !== 'connected' && phase !== 'eof') || session.failed) return undefined;
     if (clientControl.outbuffer(client)?.length || client.outputLength > 0) return undefined;
     session.hook = 'muxOutbufferEmpty';
-    return ctx.server.muxOutbufferEmpty?.(ctx.mux, client);
+    return (session.handler ?? ctx.server).muxOutbufferEmpty?.(ctx.mux, client);
   });
 }

@@ -8,6 +8,7 @@
  */
 import type net from 'node:net';
 import type { ClientHookName } from '../hooks.js';
+import type { MuxHandler } from '../mux.js';
 import type { Client, Transport } from './client.js';
 
 /**
@@ -44,6 +45,8 @@ export interface Session<S> {
   onSettled: (() => void) | undefined;
   /** Its idle clock (idle.ts), while it has one. */
   idle: IdleClock | undefined;
+  /** Its own callback object (mux.setCallbackObject), which runs its hooks instead of the server. */
+  handler: MuxHandler<S> | undefined;
 }
 
 /** IdleClock is one connection's idle limit and when input last came. */
@@ -79,6 +82,7 @@ export function newSession<S>(client: Client<S>, socket: net.Socket): Session<S>
     onClosed: undefined,
     onSettled: undefined,
     idle: undefined,
+    handler: undefined,
   };
   (socket as SessionSocket<S>)[kSession] = session;
   return session;

@@ -36,8 +36,12 @@ export class ServerContext<S> {
   listeners: Listener[] = [];
   /** The accepted, connected clients (the mux's clients). */
   readonly clients = new Set<Client<S>>();
-  /** Every stream connection with its session, accepted or not yet. */
+  /** Every stream connection with its session, accepted or not yet, and every added handle. */
   readonly sessions = new Map<Client<S>, Session<S>>();
+  /** The handles the server added itself (mux.add): in `sessions`, not in `clients`. */
+  readonly added = new Set<Client<S>>();
+  /** Handles added so far: an added handle's id is the negative of its number. */
+  addedCount = 0;
   /** Connections that migrated in, by id, for output the old worker writes to them after sending them. */
   readonly adopted = new Map<number, Client<S>>();
   /** How many connections this worker has taken in from the worker it replaced. */

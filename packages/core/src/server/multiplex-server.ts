@@ -13,6 +13,7 @@
  * makes, so that none of it shows on the class.
  */
 import type * as z from 'zod';
+import { addSocket, handlerOf, removeHandle, setHandler } from '../connection/added.js';
 import type { Client } from '../connection/client.js';
 import { ClientFlow } from '../connection/client-flow.js';
 import { IdleTimers } from '../connection/idle.js';
@@ -100,6 +101,10 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         return session && idle.dueAt(session);
       },
       shutdownRead: (client) => shutdownRead(ctx, flow, client),
+      add: (socket, options) => addSocket(ctx, flow, socket, options),
+      remove: (client) => removeHandle(ctx, flow, client),
+      setHandler: (client, object) => setHandler(ctx, flow, client, object),
+      handlerOf: (client) => handlerOf(ctx, client),
       endloop: () => {
         void this.close();
       },

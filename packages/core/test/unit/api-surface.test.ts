@@ -101,6 +101,7 @@ describe('the API a server author sees', () => {
         'sockaddr',
         'sockport',
         'listener',
+        'added',
         'peerhost',
         'connectedAt',
         'accepted',

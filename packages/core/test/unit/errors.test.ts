@@ -45,6 +45,8 @@ const build: Record<Code, () => MultiplexError> = {
   MPX_ERR_SERVER_CLOSED: () => new errors.ServerClosedError('start() in state closed'),
   MPX_ERR_LIMIT: () => new errors.LimitError('max_input_buffer', '2000000 bytes of input not consumed'),
   MPX_ERR_NOT_BUFFERED: () => new errors.OutputNotBufferedError('killOutput', '#3 [127.0.0.1]:51234'),
+  MPX_ERR_MUX_HANDLE: () =>
+    new errors.MuxHandleError('add', 'takes a net.Socket (a TCP or unix stream), got Socket'),
 };
 
 const codes = Object.keys(errorCodes) as Code[];

@@ -1,0 +1,163 @@
+/**
+ * connection/added — handles the server puts in the mux itself, as IO::Multiplex's `add` and
+ * `remove` do: a TCP or unix socket the server connected (an upstream, a backend), served by the
+ * same client flow as an accepted connection (muxInput with its input buffer, muxOutbufferEmpty,
+ * muxTimeout with its own timer, muxEof, muxClose, in the same per-handle order), and the handle's
+ * own callback object (`set_callback_object($object, $fh)`).
+ *
+ * An added handle is no request: no muxConnection, postAcceptHook, allow/deny or
+ * postProcessRequestHook runs for it, `requests` does not count it, and neither does
+ * max_connections. Its id is negative (-1 for the first), so that it never shares a number with an
+ * accepted connection. It is not among `mux.clients()`, so a broadcast does not reach it.
+ */
+import net from 'node:net';
+import { unmapIPv4 } from '../access.js';
+import { MuxHandleError } from '../errors.js';
+import type { AddOptions, MuxHandler } from '../mux.js';
+import type { ServerContext } from '../server/context.js';
+import { type Client, clientControl, type PeerAddresses } from './client.js';
+import type { ClientFlow } from './client-flow.js';
+import { handlerHooks, isHandler } from './handler.js';
+import { kSession, markClosed, type SessionSocket } from './session.js';
+
+/** endsOf reads a stream socket's two ends (for a unix socket, only that it is one). */
+function endsOf(socket: net.Socket): PeerAddresses {
+  if (socket.remoteAddress === undefined)
+    return { proto: 'unix', peeraddr: '', peerport: 0, sockaddr: '', sockport: 0 };
+  return {
+    proto: 'tcp',
+    peeraddr: unmapIPv4(socket.remoteAddress),
+    peerport: socket.remotePort ?? 0,
+    sockaddr: unmapIPv4(socket.localAddress ?? ''),
+    sockport: socket.localPort ?? 0,
+  };
+}
+
+/**
+ * addSocket puts a stream socket the server made in the mux and returns its Client. A socket still
+ * connecting is served at once (what is written waits for the connection); its addresses are filled
+ * in when it connects. A socket in the mux already gives its Client back.
+ */
+export function addSocket<S>(
+  ctx: ServerContext<S>,
+  flow: ClientFlow<S>,
+  socket: net.Socket,
+  options: AddOptions<S> = {},
+): Client<S> {
+  if (!(socket instanceof net.Socket))
+    throw new MuxHandleError('add', `takes a net.Socket (a TCP or unix stream), got ${describe(socket)}`);
+  const existing = (socket as Partial<SessionSocket<S>>)[kSession];
+  if (existing !== undefined && ctx.sessions.get(existing.client) === existing) return existing.client;
+  if (socket.destroyed) throw new MuxHandleError('add', 'the socket is closed already');
+  if (ctx.state !== 'running' && ctx.state !== 'starting')
+    throw new MuxHandleError('add', `the server is ${ctx.state}, and takes no handle`);
+  const id = -++ctx.addedCount;
+  const connecting = socket.connecting;
+  const ends: PeerAddresses = connecting
+    ? { proto: 'tcp', peeraddr: '', peerport: 0, sockaddr: '', sockport: 0 }
+    : endsOf(socket);
+  const session = flow.createSession(socket, { id, ...ends, listener: '', added: true });
+  const { client } = session;
+  client.accepted = true;
+  // It moves on no reload (yet): it finishes in the worker that made it.
+  client.movable = false;
+  clientControl.setPhase(client, 'connected');
+  ctx.added.add(client);
+  if (options.state !== undefined) client.state = options.state;
+  if (options.object !== undefined) setHandler(ctx, flow, client, options.object);
+  if (connecting)
+    socket.once('connect', () => {
+      clientControl.setAddresses(client, endsOf(socket));
+      logAdded(ctx, client);
+    });
+  else logAdded(ctx, client);
+  return client;
+}
+
+function logAdded<S>(ctx: ServerContext<S>, client: Client<S>): void {
+  if (ctx.config.log_level >= 3)
+    ctx.log(3, `ADD ${client.proto.toUpperCase()} client ${client}`, {
+      conn: client.id,
+      peer: client.peeraddr,
+      peerport: client.peerport,
+    });
+}
+
+/**
+ * removeHandle takes a handle out of the mux and hands its socket back, open, as IO::Multiplex's
+ * `remove` leaves the handle to its caller: no further hook runs for it (muxEof and muxClose
+ * neither), its timeouts are cleared, output kept for it goes to the socket, and input not consumed
+ * is put back into the socket, to be read first. Undefined for a handle not in the mux (closed, or
+ * on its way to another worker).
+ */
+export function removeHandle<S>(
+  ctx: ServerContext<S>,
+  flow: ClientFlow<S>,
+  client: Client<S>,
+): net.Socket | undefined {
+  const session = ctx.sessions.get(client);
+  const socket = session?.socket;
+  if (!session || !socket) return undefined;
+  const phase = client.phase;
+  if (phase === 'migrating' || phase === 'closing' || phase === 'closed') return undefined;
+  flow.detach(session);
+  socket.pause();
+  clientControl.setBuffered(client, false);
+  session.queue.length = 0;
+  session.inputQueued = false;
+  const unread = client.input.takeAll();
+  if (unread.length > 0) socket.unshift(unread);
+  clientControl.setPhase(client, 'closed');
+  ctx.sessions.delete(client);
+  ctx.clients.delete(client);
+  ctx.added.delete(client);
+  if (ctx.adopted.size > 0) ctx.adopted.delete(client.id);
+  ctx.timeouts.clear(client);
+  ctx.idle.stop(session);
+  delete (socket as Partial<SessionSocket<S>>)[kSession];
+  markClosed(session);
+  if (ctx.sessions.size === 0) ctx.onIdle?.();
+  return socket;
+}
+
+/**
+ * setHandler gives a handle its own callback object (undefined: back to the server's hooks) and
+ * returns the one it had, as IO::Multiplex's set_callback_object does.
+ */
+export function setHandler<S>(
+  ctx: ServerContext<S>,
+  flow: ClientFlow<S>,
+  client: Client<S>,
+  object: MuxHandler<S> | undefined,
+): MuxHandler<S> | undefined {
+  if (object !== undefined && !isHandler(object))
+    throw new MuxHandleError('setCallbackObject', `takes an object with mux hooks, got ${describe(object)}`);
+  const session = ctx.sessions.get(client);
+  if (!session) throw new MuxHandleError('setCallbackObject', `client ${client} is not in the mux`);
+  const old = session.handler;
+  session.handler = object;
+  if (object !== undefined) {
+    const defined = handlerHooks.filter((h) => typeof object[h] === 'function');
+    if (defined.length === 0)
+      ctx.log(
+        1,
+        `setCallbackObject: the object for client ${client} has none of ${handlerHooks.join(', ')}`,
+        {
+          conn: client.id,
+        },
+      );
+    if (typeof object.muxOutbufferEmpty === 'function') flow.watchOutput(client);
+  }
+  return old;
+}
+
+/** handlerOf is a handle's own callback object, if it has one. */
+export function handlerOf<S>(ctx: ServerContext<S>, client: Client<S>): MuxHandler<S> | undefined {
+  return ctx.sessions.get(client)?.handler;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  return value.constructor?.name ?? 'an object';
+}

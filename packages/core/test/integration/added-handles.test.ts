@@ -1,0 +1,345 @@
+/**
+ * Handles the server adds to the mux itself (mux.add, mux.remove) and per-handle callback objects
+ * (mux.setCallbackObject), over real sockets on 127.0.0.1 and a unix socket: a small line proxy
+ * connects upstream for each client, and what each side receives is compared byte for byte.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import {
+  type Client,
+  type InputBuffer,
+  MultiplexServer,
+  type Mux,
+  type MuxHandler,
+} from '../../src/index.js';
+import { deferred, withTimeout } from '../helpers/client.js';
+import { Peer, Watch } from '../helpers/migration.js';
+import { startServer } from '../helpers/server.js';
+
+interface ProxyState {
+  /** For a client: its upstream. For an upstream: the client it serves. */
+  other?: Client<ProxyState>;
+}
+
+type ProxyClient = Client<ProxyState>;
+
+/** Upstream is a line server made by the test: it answers `up:LINE` for each line, and notes what it saw. */
+class Upstream extends Watch {
+  readonly server = net.createServer((socket) => this.#serve(socket));
+  readonly sockets: net.Socket[] = [];
+  readonly received: string[] = [];
+
+  #serve(socket: net.Socket): void {
+    this.sockets.push(socket);
+    this.notify();
+    let rest = '';
+    socket.on('data', (d: Buffer) => {
+      rest += d.toString('latin1');
+      for (let nl = rest.indexOf('\n'); nl !== -1; nl = rest.indexOf('\n')) {
+        const line = rest.slice(0, nl);
+        rest = rest.slice(nl + 1);
+        this.received.push(line);
+        this.notify();
+        if (line === 'hangup') socket.end();
+        else socket.write(`up:${line}\n`);
+      }
+    });
+    socket.on('error', () => {});
+  }
+
+  static async start(listen: net.ListenOptions): Promise<Upstream> {
+    const up = new Upstream();
+    await new Promise<void>((resolve) => up.server.listen(listen, resolve));
+    onTestFinished(async () => {
+      for (const s of up.sockets) s.destroy();
+      await new Promise((r) => up.server.close(r));
+    });
+    return up;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+}
+
+/** UpstreamSide is the callback object of an upstream handle: what upstream says goes to the client. */
+class UpstreamSide implements MuxHandler<ProxyState> {
+  constructor(readonly proxy: Proxy) {}
+  muxInput(_mux: Mux<ProxyState>, up: ProxyClient, input: InputBuffer): void {
+    for (let line = input.line(); line !== undefined; line = input.line()) up.state.other?.write(`${line}\n`);
+  }
+  muxEof(_mux: Mux<ProxyState>, up: ProxyClient): void {
+    this.proxy.note(`upstream eof ${up.id}`);
+    up.state.other?.write('upstream gone\n');
+  }
+  muxClose(_mux: Mux<ProxyState>, up: ProxyClient): void {
+    this.proxy.note(`upstream close ${up.id}`);
+  }
+}
+
+/** Proxy connects upstream for each client and passes lines both ways; `remove` hands the client's socket back. */
+class Proxy extends MultiplexServer<ProxyState> {
+  readonly events: string[] = [];
+  readonly watch = new Watch();
+  upstream: net.NetConnectOpts = { port: 0, host: '127.0.0.1' };
+  /** Sockets handed back by mux.remove, with what the server saw of them. */
+  readonly removed: net.Socket[] = [];
+
+  note(event: string): void {
+    this.events.push(event);
+    this.watch.notify();
+  }
+
+  override muxConnection(mux: Mux<ProxyState>, client: ProxyClient): void {
+    this.note(`connection ${client.id}`);
+    const up = mux.add(net.connect(this.upstream), {
+      state: { other: client },
+      object: new UpstreamSide(this),
+    });
+    client.state.other = up;
+    this.note(`added ${up.id} added=${up.added} clients=${[...mux.clients()].map((c) => c.id).join(',')}`);
+  }
+
+  override muxInput(mux: Mux<ProxyState>, client: ProxyClient, input: InputBuffer): void {
+    for (let line = input.line(); line !== undefined; line = input.line()) {
+      if (line === 'remove') {
+        const socket = mux.remove(client);
+        if (socket) this.removed.push(socket);
+        this.note(`removed ${client.id}: ${socket ? 'socket' : 'none'}`);
+        return;
+      }
+      if (line === 'addr') {
+        const up = client.state.other!;
+        client.write(`upstream ${up.proto} ${up.peeraddr}:${up.peerport}\n`);
+        continue;
+      }
+      client.state.other?.write(`${line}\n`);
+    }
+  }
+
+  override muxClose(_mux: Mux<ProxyState>, client: ProxyClient): void {
+    this.note(`close ${client.id}`);
+    client.state.other?.close();
+  }
+}
+
+async function connect(port: number): Promise<Peer> {
+  const peer = await Peer.connect(port);
+  onTestFinished(() => {
+    peer.socket.destroy();
+  });
+  return peer;
+}
+
+async function startProxy(upstream: net.NetConnectOpts, extra: Record<string, unknown> = {}) {
+  const proxy = new Proxy({ port: ['127.0.0.1:0'], log_level: 4, ...extra });
+  proxy.upstream = upstream;
+  return startServer(proxy);
+}
+
+describe('mux.add', () => {
+  it('serves a socket the server connected: lines flow both ways through the callback object', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const p = await connect(port);
+    // Written while the upstream socket is still connecting: it waits, and arrives.
+    p.send('one\ntwo\n');
+    await p.waitFor('up:one\nup:two\n');
+    p.send('addr\n');
+    await p.waitFor(`upstream tcp 127.0.0.1:${up.port}\n`);
+    expect(up.received).toEqual(['one', 'two']);
+    // The added handle: a negative id, not a client, no muxConnection, no request.
+    expect(server.events).toContain('added -1 added=true clients=1');
+    expect(server.events.filter((e) => e.startsWith('connection'))).toEqual(['connection 1']);
+    expect(server.requests).toBe(1);
+    expect(server.mux.count).toBe(1);
+  });
+
+  it("runs the object's muxEof and muxClose when the upstream ends, and the server's for the client", async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const p = await connect(port);
+    p.send('hangup\n');
+    await p.waitFor('upstream gone\n');
+    await server.watch.until(() => server.events.includes('upstream close -1'), 'the upstream to close');
+    expect(server.events).toContain('upstream eof -1');
+    // The server's muxClose ran for the client only, not for the upstream (it has its own object).
+    expect(server.events.filter((e) => e.startsWith('close'))).toEqual([]);
+    p.send('still\n');
+    p.socket.end();
+    await server.watch.until(() => server.events.includes('close 1'), 'the client to close');
+  });
+
+  it('reports a connect that fails through muxEof and muxClose, and goes on serving', async () => {
+    const gone = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const port0 = gone.port;
+    await new Promise((r) => gone.server.close(r));
+    const { server, port, logs } = await startProxy({ port: port0, host: '127.0.0.1' });
+    const p = await connect(port);
+    await p.waitFor('upstream gone\n');
+    await server.watch.until(
+      () => server.events.includes('upstream close -1'),
+      'the failed upstream to close',
+    );
+    await logs.waitFor((l) => String(l.msg).includes('ECONNREFUSED'), 'the refused connect to be logged');
+    const q = await connect(port);
+    await server.watch.until(
+      () => server.events.includes('added -2 added=true clients=1,2'),
+      'a second client',
+    );
+    expect(q.closed).toBe(false);
+  });
+
+  it('serves a unix socket the server connected; its proto is unix once connected', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netplex-added-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'up.sock');
+    await Upstream.start({ path });
+    const { port } = await startProxy({ path });
+    const p = await connect(port);
+    p.send('hello\n');
+    await p.waitFor('up:hello\n');
+    p.send('addr\n');
+    await p.waitFor('upstream unix :0\n');
+  });
+
+  it('does not count added handles against max_connections', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startProxy({ port: up.port, host: '127.0.0.1' }, { max_connections: 2 });
+    const [a, b] = [await connect(port), await connect(port)];
+    a.send('a\n');
+    b.send('b\n');
+    await a.waitFor('up:a\n');
+    await b.waitFor('up:b\n');
+    // Two clients and two upstreams: a third client is refused, the first two go on.
+    const c = await connect(port);
+    await c.waitClosed();
+    a.send('again\n');
+    await a.waitFor('up:again\n');
+    expect(server.mux.count).toBe(2);
+  });
+
+  it('returns the Client of a socket in the mux already, and refuses what is no stream socket', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const socket = net.connect({ port: up.port, host: '127.0.0.1' });
+    onTestFinished(() => {
+      socket.destroy();
+    });
+    const first = server.mux.add(socket);
+    expect(server.mux.add(socket)).toBe(first);
+    expect(() => server.mux.add({} as net.Socket)).toThrow(
+      expect.objectContaining({
+        code: 'MPX_ERR_MUX_HANDLE',
+        message: expect.stringContaining('takes a net.Socket'),
+      }),
+    );
+    const closed = net.connect({ port: up.port, host: '127.0.0.1' });
+    closed.destroy();
+    expect(() => server.mux.add(closed)).toThrow(/closed already/);
+  });
+
+  it('fires the timeout of an added handle through its own object', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const fired = deferred<number>();
+    const socket = net.connect({ port: up.port, host: '127.0.0.1' });
+    const h = server.mux.add(socket, {
+      object: {
+        muxTimeout: (_mux, c) => fired.resolve(c.id),
+      },
+    });
+    server.mux.setTimeout(h, 0.02);
+    expect(await withTimeout(fired.promise, 'the added handle to time out')).toBe(h.id);
+  });
+});
+
+describe('mux.setCallbackObject', () => {
+  it('returns the object it replaces; undefined goes back to the server; a hook the object lacks is not run', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const p = await connect(port);
+    await server.watch.until(() => server.events.includes('connection 1'), 'the client');
+    const client = [...server.mux.clients()][0]!;
+    const seen: string[] = [];
+    const own: MuxHandler<ProxyState> = {
+      muxInput: (_mux, c, input) => {
+        seen.push(input.text());
+        input.clear();
+        c.write('by the object\n');
+      },
+    };
+    expect(server.mux.setCallbackObject(client, own)).toBeUndefined();
+    expect(server.mux.callbackObject(client)).toBe(own);
+    p.send('x\n');
+    await p.waitFor('by the object\n');
+    expect(seen).toEqual(['x\n']);
+    // Back to the server's hooks: input goes upstream again.
+    expect(server.mux.setCallbackObject(client, undefined)).toBe(own);
+    p.send('y\n');
+    await p.waitFor('up:y\n');
+    // An object with no muxInput: input is not delivered (the server's hook does not run in its place).
+    server.mux.setCallbackObject(client, { muxClose: () => server.note('object close') });
+    p.send('z\n');
+    p.socket.end();
+    await server.watch.until(() => server.events.includes('object close'), "the object's muxClose");
+    expect(up.received).toEqual(['y']);
+    expect(server.events).not.toContain('close 1');
+  });
+
+  it('costs only that handle when an object hook throws', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port, logs } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const a = await connect(port);
+    const b = await connect(port);
+    await server.watch.until(() => server.events.includes('connection 2'), 'both clients');
+    const first = [...server.mux.clients()].find((c) => c.id === 1)!;
+    server.mux.setCallbackObject(first, {
+      muxInput: () => {
+        throw new Error('object hook failed');
+      },
+    });
+    a.send('boom\n');
+    await a.waitClosed();
+    await logs.waitFor((l) => String(l.msg).includes('object hook failed'), 'the failure to be logged');
+    b.send('fine\n');
+    await b.waitFor('up:fine\n');
+  });
+});
+
+describe('mux.remove', () => {
+  it('hands back the socket, open, with the input not consumed put back; no hook runs for it again', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const p = await connect(port);
+    p.send('before\n');
+    await p.waitFor('up:before\n');
+    p.send('remove\nleft in the buffer');
+    await server.watch.until(() => server.events.includes('removed 1: socket'), 'the remove');
+    const socket = server.removed[0]!;
+    const got: Buffer[] = [];
+    socket.on('data', (d: Buffer) => got.push(d));
+    socket.resume();
+    p.send(' and more\n');
+    const watch = new Watch();
+    socket.on('data', () => watch.notify());
+    await watch.until(
+      () => Buffer.concat(got).toString().endsWith('and more\n'),
+      'the removed socket to read on',
+      5000,
+      () => JSON.stringify(Buffer.concat(got).toString()),
+    );
+    expect(Buffer.concat(got).toString()).toBe('left in the buffer and more\n');
+    // The socket is the caller's: it writes to the client directly.
+    socket.write('direct\n');
+    await p.waitFor('direct\n');
+    expect(server.mux.count).toBe(0);
+    expect(server.mux.remove([...server.mux.clients()][0] ?? ({} as ProxyClient))).toBeUndefined();
+    socket.destroy();
+    await p.waitClosed();
+    expect(server.events).not.toContain('close 1');
+  });
+});
