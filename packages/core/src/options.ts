@@ -105,6 +105,22 @@ export const serverOptions = {
     ),
   proto: z.array(z.string().min(1)).default(['tcp']).describe('default protocol: tcp, udp or unix'),
   listen: integer(1, 65535).default(511).describe('listen backlog for TCP and unix sockets'),
+  unix_type: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.trim().toUpperCase() : v),
+      z.enum(['SOCK_STREAM', 'SOCK_DGRAM']),
+    )
+    .default('SOCK_STREAM')
+    .describe(
+      'socket type of unix ports that name none; SOCK_DGRAM makes them unixdgram, which Node cannot bind',
+    ),
+  udp_recv_len: integer(0)
+    .optional()
+    .describe(
+      "bytes of each datagram muxInput receives; the rest is cut off (unset: all of it; Perl's default is 4096)",
+    )
+    .meta({ type: 'bytes' }),
+  udp_broadcast: flag().default(false).describe('let udp sockets send to broadcast addresses (SO_BROADCAST)'),
   reverse_lookups: z
     .union([flag(), z.enum(['double', 'double-detail', 'double-autofail', 'double-debug'])])
     .default(false)

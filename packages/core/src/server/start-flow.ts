@@ -159,6 +159,7 @@ export class StartFlow<S> {
         onDatagram: (msg, rinfo) => onDatagram(ctx, msg, rinfo, listener),
         // Under the supervisor, udp ports are the worker's own; a new worker shares them with the old.
         reuseAddr: handles !== undefined,
+        broadcast: ctx.config.udp_broadcast,
       });
       ctx.log(2, `Binding to ${listener.label}`, { listener: listener.label });
     }
