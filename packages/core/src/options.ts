@@ -80,7 +80,7 @@ const cidrString = z
  * signalName reads one signal name as Net::Server's sig_passthrough takes it (`USR2`, `SIGUSR2`,
  * any case) and gives Node's name (`SIGUSR2`), or undefined when the system has no such signal.
  */
-export function signalName(text: string): NodeJS.Signals | undefined {
+function signalName(text: string): NodeJS.Signals | undefined {
   const upper = text.trim().toUpperCase();
   const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
   return Object.hasOwn(constants.signals, name) ? (name as NodeJS.Signals) : undefined;
