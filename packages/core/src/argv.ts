@@ -19,6 +19,15 @@ export interface OptionValue {
   readonly sources: readonly ConfigSource[];
 }
 
+/**
+ * KnownKeys are the keys a source may set, as the parsers ask: a membership test, and the keys a
+ * suggestion is chosen from. A Set is one; so is the schema's keys widened by the Net::Server
+ * options netplex accepts outside it (net-server-options.ts), which also takes keys by prefix.
+ */
+export interface KnownKeys extends Iterable<string> {
+  has(key: string): boolean;
+}
+
 /** OptionValues maps each key found in a text source to its raw value. */
 export type OptionValues = Map<string, OptionValue>;
 
@@ -39,7 +48,7 @@ const OPTION_LIKE = /^--[A-Za-z0-9_]/;
  * resolveKey maps a key as written to the declared key: exact first, then the kebab-case alias
  * (`log-file` for `log_file`). Returns undefined for an unknown key.
  */
-export function resolveKey(name: string, knownKeys: ReadonlySet<string>): string | undefined {
+export function resolveKey(name: string, knownKeys: KnownKeys): string | undefined {
   if (knownKeys.has(name)) return name;
   const snake = name.replaceAll('-', '_');
   return knownKeys.has(snake) ? snake : undefined;
@@ -82,7 +91,7 @@ export function addOptionValue(
  */
 export function parseArgv(
   argv: readonly string[],
-  knownKeys: ReadonlySet<string>,
+  knownKeys: KnownKeys,
   listKeys: ReadonlySet<string>,
 ): ArgvResult {
   const values: OptionValues = new Map();

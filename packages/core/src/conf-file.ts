@@ -17,7 +17,7 @@
  * - `log-file` is accepted as an alias of `log_file`, as on the command line.
  */
 import { readFileSync } from 'node:fs';
-import { addOptionValue, type OptionValues, resolveKey } from './argv.js';
+import { addOptionValue, type KnownKeys, type OptionValues, resolveKey } from './argv.js';
 import { ConfigFileError, type ConfigSource, ConfigSyntaxError, UnknownOptionError } from './errors.js';
 import { suggestKey } from './suggest.js';
 
@@ -40,7 +40,7 @@ function stripComment(line: string): string {
 export function parseConfFile(
   text: string,
   file: string,
-  knownKeys: ReadonlySet<string>,
+  knownKeys: KnownKeys,
   listKeys: ReadonlySet<string>,
   unknown: 'error' | 'skip' = 'error',
 ): OptionValues {

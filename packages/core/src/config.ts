@@ -10,10 +10,14 @@
  * The conf_file itself is named by the constructor, command line or run() arguments, else by
  * defaultValues() (Net::Server's `configure` looks in the same places), and is resolved against
  * `cwd`. A conf_file line naming another conf_file is not followed.
+ *
+ * Every source may also set the Net::Server options that netplex accepts outside the schema
+ * (net-server-options.ts): a mapped one is set as the netplex option it stands for, in its own
+ * source, before the merge; the others only give the notices loadConfig returns.
  */
 import { resolve } from 'node:path';
 import * as z from 'zod';
-import { type OptionValues, parseArgv } from './argv.js';
+import { type KnownKeys, type OptionValues, parseArgv } from './argv.js';
 import { parseConfFile, readConfFile } from './conf-file.js';
 import {
   ConfigError,
@@ -23,6 +27,13 @@ import {
   UnsupportedOptionError,
 } from './errors.js';
 import { describeElementType, describeType, isListSchema } from './help.js';
+import {
+  acceptedKeys,
+  type ConfigNotice,
+  chrootAdvice,
+  mapNetServerOptions,
+  netServerNotices,
+} from './net-server-options.js';
 import { suggestKey } from './suggest.js';
 
 /** ConfigSources are the places options come from, named as Net::Server names them. */
@@ -65,6 +76,13 @@ export interface LoadedConfig<S extends z.ZodRawShape> {
   readonly config: Config<S>;
   /** Command-line arguments that are not options, in order, for the server to read. */
   readonly rest: string[];
+  /**
+   * What netplex does with the Net::Server options it was given that it does not do as Net::Server
+   * does (net-server-options.ts), one line each: for the caller to log once per start.
+   */
+  readonly notices: readonly ConfigNotice[];
+  /** Where each key's value came from; a key left at its schema default has none. */
+  readonly sources: ReadonlyMap<string, ConfigSource>;
   /** The conf_file's text, when one was read (or given as `confText`). */
   readonly confText?: string;
 }
@@ -86,26 +104,31 @@ export function optionKeysOf(shape: z.ZodRawShape): OptionKeys {
  * Options Net::Server has and netplex refuses, each with what to do instead. They stay in the
  * schema so that an old conf file gets this advice rather than "unknown option".
  */
-const unsupportedOptions: Readonly<Record<string, string>> = {
-  chroot:
-    'netplex cannot chroot on Node.js (there is no chroot(2) binding, and a chroot after start-up ' +
-    'would strand the modules it loads later); confine the process from outside instead, with ' +
-    "systemd's RootDirectory= or a container",
-};
+const unsupportedOptions: Readonly<Record<string, string>> = { chroot: chrootAdvice };
 
-/** One key's value from one source; `sources` holds per-element sources for a list from text. */
+/**
+ * One key's value from one source; `sources` holds per-element sources for a list from text, and
+ * `mappedFrom` the Net::Server option a mapped value stands for.
+ */
 interface Setting {
   readonly value: unknown;
   readonly source: ConfigSource;
   readonly sources?: readonly ConfigSource[] | undefined;
+  readonly mappedFrom?: string | undefined;
 }
 
 type Layer = Map<string, Setting>;
 
+/** The keys a source may set: the schema's, widened by acceptedKeys; and which take lists. */
+interface AcceptedKeys {
+  readonly known: KnownKeys;
+  readonly list: ReadonlySet<string>;
+}
+
 function layerFromCode(
   record: Readonly<Record<string, unknown>> | undefined,
   source: ConfigSource,
-  keys: OptionKeys,
+  keys: AcceptedKeys,
 ): Layer {
   const layer: Layer = new Map();
   if (record === undefined || record === null) return layer;
@@ -212,21 +235,23 @@ function deepFreeze<T>(value: T): T {
  *
  * Throws UnknownOptionError (with the closest known key), ConfigError (naming key, source,
  * value and expectation), ConfigSyntaxError, ConfigFileError, MissingOptionError, or
- * UnsupportedOptionError (chroot).
+ * UnsupportedOptionError (chroot). A Net::Server option outside the schema is no error: what
+ * netplex does with it is in `notices`.
  */
 export function loadConfig<S extends z.ZodRawShape>(shape: S, sources: ConfigSources = {}): LoadedConfig<S> {
   const keys = optionKeysOf(shape);
+  const accepted: AcceptedKeys = { known: acceptedKeys(keys.known), list: keys.list };
   // Every object has an inherited `constructor`; only an own property is the constructor source.
   const fromConstructor = Object.hasOwn(sources, 'constructor') ? sources.constructor : undefined;
   const constructorLayer = layerFromCode(
     typeof fromConstructor === 'function' ? undefined : fromConstructor,
     { kind: 'constructor' },
-    keys,
+    accepted,
   );
-  const argv = sources.argv === undefined ? undefined : parseArgv(sources.argv, keys.known, keys.list);
+  const argv = sources.argv === undefined ? undefined : parseArgv(sources.argv, accepted.known, keys.list);
   const argvLayer = argv === undefined ? new Map() : layerFromText(argv.values);
-  const runLayer = layerFromCode(sources.run, { kind: 'run()' }, keys);
-  const defaultsLayer = layerFromCode(sources.defaults, { kind: 'defaultValues()' }, keys);
+  const runLayer = layerFromCode(sources.run, { kind: 'run()' }, accepted);
+  const defaultsLayer = layerFromCode(sources.defaults, { kind: 'defaultValues()' }, accepted);
 
   let confLayer: Layer = new Map();
   let confText: string | undefined;
@@ -238,15 +263,18 @@ export function loadConfig<S extends z.ZodRawShape>(shape: S, sources: ConfigSou
     if (typeof file === 'string' && file !== '') {
       const text = sources.confText ?? readConfFile(resolve(sources.cwd ?? process.cwd(), file));
       confText = text;
-      confLayer = layerFromText(parseConfFile(text, file, keys.known, keys.list, sources.confUnknown));
+      confLayer = layerFromText(parseConfFile(text, file, accepted.known, keys.list, sources.confUnknown));
     }
   }
 
   const layers = [constructorLayer, argvLayer, runLayer, confLayer, defaultsLayer];
+  mapNetServerOptions(layers, keys.known);
   const entries: [string, unknown][] = [];
+  const settled = new Map<string, Setting>();
   for (const key of keys.known) {
     const schema = shape[key]!;
     const setting = layers.map((layer) => layer.get(key)).find((s) => s !== undefined);
+    if (setting !== undefined) settled.set(key, setting);
     if (setting === undefined) {
       const result = z.safeParse(schema, undefined);
       if (!result.success) throw new MissingOptionError(key, describeType(schema));
@@ -259,7 +287,16 @@ export function loadConfig<S extends z.ZodRawShape>(shape: S, sources: ConfigSou
     }
     entries.push([key, validate(key, schema, setting, keys.list.has(key))]);
   }
-  const config = deepFreeze(Object.fromEntries(entries)) as Config<S>;
+  // The Net::Server options outside the schema, each with its highest source's setting.
+  const given = new Map<string, Setting>();
+  for (const layer of [...layers].reverse())
+    for (const [key, setting] of layer) if (!keys.known.has(key)) given.set(key, setting);
+  const values: Record<string, unknown> = Object.fromEntries(entries);
+  const { notices, replaced } = netServerNotices(given, settled, values);
+  for (const [key, value] of replaced) values[key] = value;
+  const config = deepFreeze(values) as Config<S>;
   const rest = argv === undefined ? [] : [...argv.rest];
-  return confText === undefined ? { config, rest } : { config, rest, confText };
+  const found = new Map([...settled].map(([key, setting]) => [key, setting.source]));
+  const loaded = { config, rest, notices, sources: found };
+  return confText === undefined ? loaded : { ...loaded, confText };
 }

@@ -24,6 +24,15 @@ export * from './logger.js';
 export * from './main.js';
 export type { MigrationCounts, MigrationTransport } from './migration/types.js';
 export * from './mux.js';
+export {
+  acceptedKeys,
+  type ConfigNotice,
+  forkingOnlyOptions,
+  type NetServerOption,
+  type NetServerTreatment,
+  netServerOptionOf,
+  netServerOptions,
+} from './net-server-options.js';
 export * from './options.js';
 export * from './port-spec.js';
 export { type AnyMultiplexServer, MultiplexServer, type ServerOptionsOf } from './server/multiplex-server.js';

@@ -91,6 +91,8 @@ export async function bindListener(
     onDatagram: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
     /** Share a udp port with the worker being replaced (a reload), which still holds it. */
     reuseAddr?: boolean;
+    /** Let a udp socket send to broadcast addresses (SO_BROADCAST, Net::Server's udp_broadcast). */
+    broadcast?: boolean;
   },
 ): Promise<void> {
   const t = listener.target;
@@ -105,6 +107,8 @@ export async function bindListener(
       socket.once('error', (err) => reject(new BindError(listener.label, err.message, { cause: err })));
       socket.bind({ address: t.address, port: t.port, exclusive: !opts.reuseAddr }, () => resolve());
     });
+    // SO_BROADCAST can only be set on a bound socket.
+    if (opts.broadcast) socket.setBroadcast(true);
     socket.on('message', opts.onDatagram);
     listener.socket = socket;
     listener.updateLabel();

@@ -10,7 +10,9 @@
  * object holding all of zod, every locale included, and would triple the bundle.
  */
 import { BlockList, isIP } from 'node:net';
+import { constants } from 'node:os';
 import * as z from 'zod';
+import type { LogFunction } from './logger.js';
 
 /** flag parses Net::Server-style booleans: 1/0, true/false, yes/no, on/off. */
 export const flag = () =>
@@ -74,8 +76,54 @@ const cidrString = z
   .transform((s) => s.trim())
   .refine(isCidr, { message: 'a CIDR block such as 127.0.0.0/8 or ::1/128' });
 
+/**
+ * signalName reads one signal name as Net::Server's sig_passthrough takes it (`USR2`, `SIGUSR2`,
+ * any case) and gives Node's name (`SIGUSR2`), or undefined when the system has no such signal.
+ */
+function signalName(text: string): NodeJS.Signals | undefined {
+  const upper = text.trim().toUpperCase();
+  const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
+  return Object.hasOwn(constants.signals, name) ? (name as NodeJS.Signals) : undefined;
+}
+
+/** signalParts splits one sig_passthrough value at its commas, leaving out empty parts. */
+function signalParts(text: string): string[] {
+  return text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+/** Signals no process can catch, and so cannot pass on. */
+const uncatchable = new Set(['SIGKILL', 'SIGSTOP']);
+
+/** One sig_passthrough value: a signal name or a comma-separated list of them (Net::Server's forms). */
+const signalList = z.string().superRefine((text, ctx) => {
+  for (const part of signalParts(text)) {
+    const name = signalName(part);
+    if (name === undefined || uncatchable.has(name))
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          name === undefined
+            ? `signal names such as USR2 or TTIN, comma-separated (${JSON.stringify(part)} is no signal here)`
+            : `signal names such as USR2 or TTIN (${name} cannot be caught, so it cannot be passed on)`,
+      });
+  }
+});
+
 /** Keys whose value is a list; each occurrence on the command line or in a conf file adds one. */
-export const listKeys = new Set(['port', 'host', 'ipv', 'proto', 'allow', 'deny', 'cidr_allow', 'cidr_deny']);
+export const listKeys = new Set([
+  'port',
+  'host',
+  'ipv',
+  'proto',
+  'allow',
+  'deny',
+  'cidr_allow',
+  'cidr_deny',
+  'sig_passthrough',
+]);
 
 /**
  * serverOptions is the zod shape of every built-in option. A server class adds its own with
@@ -87,7 +135,25 @@ export const serverOptions = {
     .default(2)
     .describe('0 err, 1 warning, 2 notice, 3 info, 4 debug')
     .meta({ type: '0-4' }),
-  log_file: z.string().min(1).optional().describe('file to append log lines to (stderr when unset)'),
+  log_file: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'file to append log lines to (stderr when unset, or when it names a Perl module such as Sys::Syslog)',
+    ),
+  log_function: z
+    .union([
+      z.custom<LogFunction>((v) => typeof v === 'function'),
+      z
+        .string()
+        .refine((s) => /^[A-Za-z_$][\w$]*$/.test(s), { message: 'a function, or the name of a method' }),
+    ])
+    .optional()
+    .describe(
+      'function (in code) or name of a server method that takes every log line of the server instead of log_file or stderr',
+    )
+    .meta({ type: 'function|method name' }),
   port: z
     .array(z.union([z.string().min(1), z.number().int().min(0).max(65535), portObjectSchema]))
     .default([20203])
@@ -105,6 +171,22 @@ export const serverOptions = {
     ),
   proto: z.array(z.string().min(1)).default(['tcp']).describe('default protocol: tcp, udp or unix'),
   listen: integer(1, 65535).default(511).describe('listen backlog for TCP and unix sockets'),
+  unix_type: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.trim().toUpperCase() : v),
+      z.enum(['SOCK_STREAM', 'SOCK_DGRAM']),
+    )
+    .default('SOCK_STREAM')
+    .describe(
+      'socket type of unix ports that name none; SOCK_DGRAM makes them unixdgram, which Node cannot bind',
+    ),
+  udp_recv_len: integer(0)
+    .optional()
+    .describe(
+      "bytes of each datagram muxInput receives; the rest is cut off (unset: all of it; Perl's default is 4096)",
+    )
+    .meta({ type: 'bytes' }),
+  udp_broadcast: flag().default(false).describe('let udp sockets send to broadcast addresses (SO_BROADCAST)'),
   reverse_lookups: z
     .union([flag(), z.enum(['double', 'double-detail', 'double-autofail', 'double-debug'])])
     .default(false)
@@ -139,6 +221,14 @@ export const serverOptions = {
     .describe('seconds between runDequeue() calls')
     .meta({ type: 'seconds' }),
   no_client_stdout: flag().default(false).describe('accepted for compatibility: netplex never ties STDOUT'),
+  sig_passthrough: z
+    .array(signalList)
+    .transform((list) => [...new Set(list.flatMap(signalParts).map((part) => signalName(part)!))])
+    .default([])
+    .describe(
+      'signals the supervisor passes on to its workers (USR2, TTIN …); its own (HUP, INT, QUIT, TERM, USR1) it acts on itself',
+    )
+    .meta({ type: 'signal names' }),
   idle_timeout: number()
     .pipe(z.number().min(0))
     .default(0)

@@ -90,6 +90,11 @@ export interface PortSpecDefaults {
   ipv: string | number;
   /** The IPV environment variable, consulted after every other source (default: not consulted, to stay pure). */
   envIpv?: string | undefined;
+  /**
+   * Net::Server::Proto::UNIX's unix_type for unix ports that name no type: SOCK_DGRAM makes them
+   * unixdgram (any case; default SOCK_STREAM). Ports of other protos ignore it.
+   */
+  unixType?: string | undefined;
 }
 
 /** ServiceLookup maps a service name such as `http` to its port number, or undefined when unknown. */
@@ -111,6 +116,8 @@ export interface PortConfig {
   proto: string | readonly string[];
   /** The IPV environment variable's value; when the key is absent, process.env.IPV is read. */
   envIpv?: string | undefined;
+  /** The socket type of unix ports that name none (see PortSpecDefaults.unixType). */
+  unix_type?: string | undefined;
 }
 
 const supportedList = 'tcp, udp, unix and unixdgram';
@@ -152,6 +159,8 @@ export function parsePortSpec(
   const protoText = stripIpv(parts.proto || defaultProto || 'tcp', protoIpv, false);
   let proto = normalizeProto(protoText, fail);
   if (parts.unixType !== undefined) proto = applyUnixType(proto, parts.unixType, fail);
+  // Perl's UNIX.pm: the port's own type, else the server's unix_type (a deprecated option).
+  else if (proto === 'unix' && defaults?.unixType?.trim().toLowerCase() === 'sock_dgram') proto = 'unixdgram';
 
   if (proto === 'unix' || proto === 'unixdgram') {
     // Host and ipv are irrelevant to a unix socket (Net::Server returns ipv '*' for it unchecked).
@@ -209,6 +218,7 @@ export function pairPortSpecs(config: PortConfig, options: ParseOptions = {}): P
       proto: pick(protos, i) ?? 'tcp',
       ipv: pick(ipvs, i) ?? '',
       envIpv,
+      unixType: config?.unix_type,
     };
     for (const spec of parsePortSpec(port, defaults, options)) {
       const id = `${spec.proto}\0${spec.host}\0${spec.port}\0${spec.ipv}`;

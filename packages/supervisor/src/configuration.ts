@@ -4,12 +4,15 @@
  */
 import {
   type AnyMultiplexServer,
+  type ConfigNotice,
   loadConfig,
   type MultiplexServer,
+  type NetplexLogger,
   type OptionsShape,
   type ServerConfig,
   serverOptions,
 } from '@netplex/core';
+import { transportNote } from './migration-relay.js';
 
 /** ConfigurationSources are where the supervisor reads the configuration from. */
 export interface ConfigurationSources {
@@ -32,7 +35,7 @@ export function loadServerConfiguration(
   const { server, runArgs, argv, cwd } = sources;
   const ctor = server.constructor as typeof MultiplexServer;
   const shape = { ...serverOptions, ...ctor.options } as OptionsShape;
-  const { config, confText } = loadConfig(shape, {
+  const { config, confText, notices } = loadConfig(shape, {
     constructor: server.args,
     argv,
     run: runArgs,
@@ -41,7 +44,35 @@ export function loadServerConfiguration(
     confUnknown: reload ? 'skip' : 'error',
   });
   if (confText !== undefined) confTexts.set(config, confText);
+  noticesOf.set(config, notices);
   return config as unknown as Readonly<ServerConfig>;
+}
+
+/** The notices of each configuration: what netplex does with the Net::Server options it has. */
+const noticesOf = new WeakMap<object, readonly ConfigNotice[]>();
+/** The notices each logger has logged, so that none is said twice in one supervisor's run. */
+const logged = new WeakMap<NetplexLogger, Set<string>>();
+
+/**
+ * logNotices logs what `config` asks of netplex that it does otherwise, each line that `logger` has
+ * not logged yet: all of them at start, and after a reload only those its configuration brought
+ * anew. They are the notices of the Net::Server options netplex does not do as Net::Server does,
+ * and the line saying that migrations go through the supervisor when they cannot go direct.
+ * Workers never log them (each would say them again).
+ */
+export function logNotices(config: Readonly<ServerConfig>, logger: NetplexLogger): void {
+  const said = logged.get(logger) ?? new Set<string>();
+  logged.set(logger, said);
+  const note = transportNote(config.reload_mode, config.migration_transport);
+  const lines = [
+    ...(note ? [{ level: note.level, message: note.line, fields: undefined }] : []),
+    ...(noticesOf.get(config) ?? []).map((n) => ({ ...n, fields: { option: n.keys } })),
+  ];
+  for (const { level, message, fields } of lines) {
+    if (said.has(message)) continue;
+    said.add(message);
+    logger.log(level, message, fields);
+  }
 }
 
 /** The conf_file text each configuration was read from. */

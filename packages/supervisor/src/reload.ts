@@ -20,7 +20,7 @@ import {
   type ServerConfig,
 } from '@netplex/core';
 import type { ListenAddress } from '@netplex/core/internal';
-import { confTextOf } from './configuration.js';
+import { confTextOf, logNotices } from './configuration.js';
 import type { SupervisorEnv } from './env.js';
 import { SupervisorError } from './errors.js';
 import type { ListenHandle } from './handles.js';
@@ -117,6 +117,7 @@ export class Reload {
   #reloadConfiguration(): void {
     this.#host.step('reload-configuration');
     this.#config = this.#host.loadConfiguration();
+    logNotices(this.#config, this.#host.logger);
   }
 
   /**

@@ -87,6 +87,14 @@ export async function supervise(
   };
   for (const [sig, fn] of Object.entries(onSignal)) process.on(sig, fn);
 
+  // sig_passthrough: the signals it names at start go on to the workers, as Net::Server's parent
+  // passes them to its children (the supervisor's own signals are not among them: see core's
+  // net-server-options.ts). Handled from before the first worker starts, so that none of them can
+  // end the supervisor (their default) once a worker serves.
+  const passOn = (signal: NodeJS.Signals) => sup.signalWorkers(signal);
+  const passed = [...config.sig_passthrough];
+  for (const sig of passed) process.on(sig, passOn);
+
   try {
     await sup.start();
   } catch (err) {
@@ -120,6 +128,7 @@ export async function supervise(
     } catch {}
   }
   for (const [sig, fn] of Object.entries(onSignal)) process.off(sig, fn);
+  for (const sig of passed) process.off(sig, passOn);
   process.exit(code);
 }
 

@@ -20,7 +20,7 @@ import {
 import type { ListenAddress } from '@netplex/core/internal';
 import { BadMessages } from './bad-messages.js';
 import { BroadcastRelay } from './broadcast-relay.js';
-import { confTextOf, loadServerConfiguration } from './configuration.js';
+import { confTextOf, loadServerConfiguration, logNotices } from './configuration.js';
 import { STOP_KILL_AFTER_MS } from './defaults.js';
 import { Draining } from './draining.js';
 import { realEnv, type SupervisorEnv } from './env.js';
@@ -32,7 +32,6 @@ import {
   MigrationRelay,
   type TransportChoice,
   transportFrom,
-  transportNote,
 } from './migration-relay.js';
 import type { SupervisorOptions } from './options.js';
 import { describePhase, type Phase, type SupervisorState, stateOf, verdict } from './phase.js';
@@ -163,11 +162,7 @@ export class Supervisor {
     this.logger?.log(4, `phase: ${from} → ${describePhase(next, now)}`);
   }
 
-  /**
-   * loadConfiguration resolves the configuration from every source; it throws a ConfigError when it
-   * is bad. For a reload, conf_file keys this process's copy of the server does not know are skipped:
-   * new code may add options, and the new worker, which loads that code, validates them.
-   */
+  /** loadConfiguration resolves the configuration from every source (see loadServerConfiguration). */
   loadConfiguration(reload = false): Readonly<ServerConfig> {
     return loadServerConfiguration(this.#opts, reload);
   }
@@ -185,8 +180,7 @@ export class Supervisor {
       destination: this.#opts.logDestination,
       bindings: { role: 'supervisor' },
     });
-    const note = transportNote(this.config.reload_mode, this.config.migration_transport);
-    if (note) this.logger.log(note.level, note.line);
+    logNotices(this.config, this.logger);
     try {
       if (this.config.pid_file) {
         const { stale } = checkPidFile(this.config.pid_file);
@@ -445,6 +439,11 @@ export class Supervisor {
       return;
     }
     this.#restarts.crashed(worker, exit);
+  }
+
+  /** signalWorkers passes `signal` on to every worker with clients (sig_passthrough). */
+  signalWorkers(signal: NodeJS.Signals): void {
+    for (const worker of this.#serving()) worker.kill(signal);
   }
 
   /** reopenLogs reopens the supervisor's and the worker's log files (SIGUSR1, for logrotate). */

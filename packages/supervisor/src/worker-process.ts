@@ -396,7 +396,7 @@ export class WorkerProcess {
     this.send({ type: 'netplex:reopen-logs' }).catch(() => {});
   }
 
-  /** kill ends the worker with a signal (SIGKILL by default). */
+  /** kill sends the worker a signal: SIGKILL by default, which ends it. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.state !== 'exited') this.child.kill(signal);
   }

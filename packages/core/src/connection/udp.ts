@@ -1,7 +1,8 @@
 /**
  * connection/udp — the client flow of a datagram: each one is a client of its own (Net::Server's
- * udp), admitted as a stream client is, then muxInput runs once with the datagram as its input.
- * What the hooks write goes back to the sender as datagrams.
+ * udp), admitted as a stream client is, then muxInput runs once with the datagram as its input (its
+ * first udp_recv_len bytes, when that is set). What the hooks write goes back to the sender as
+ * datagrams.
  */
 import type dgram from 'node:dgram';
 import { unmapIPv4 } from '../access.js';
@@ -19,6 +20,12 @@ export function onDatagram<S>(
 ): void {
   if (ctx.state !== 'running' || !listener.socket) return;
   const socket = listener.socket;
+  // udp_recv_len: Net::Server reads each datagram with recv(…, udp_recv_len), which drops the rest.
+  const most = ctx.config.udp_recv_len;
+  if (most !== undefined && msg.length > most) {
+    ctx.log(4, `datagram of ${msg.length} bytes cut to udp_recv_len ${most}`, { peer: rinfo.address });
+    msg = msg.subarray(0, most);
+  }
   const id = ++ctx.server.requests;
   const local = socket.address();
   const transport: Transport = {

@@ -9,10 +9,11 @@ import type { ClientFlow } from '../connection/client-flow.js';
 import { closeSessions } from '../connection/close-all.js';
 import { onDatagram } from '../connection/udp.js';
 import { formatUserError } from '../error-format.js';
+import { ConfigError, type ConfigSource } from '../errors.js';
 import type { ProcessHookName } from '../hooks.js';
 import { workerEnv } from '../ipc/globals.js';
 import { adoptListener, bindListener, closeListener, Listener, startAccepting } from '../listeners.js';
-import { createLogger, type LogLevel, type NetplexLogger } from '../logger.js';
+import { createLogger, type LogFunction, type LogLevel, type NetplexLogger } from '../logger.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from '../options.js';
 import { pairPortSpecs, resolveBindTargets } from '../port-spec.js';
 import type { ServerContext } from './context.js';
@@ -113,7 +114,7 @@ export class StartFlow<S> {
   #configure(options: StartOptions): void {
     const ctx = this.#ctx;
     const server = this.#server;
-    const { config, rest } = loadConfig(this.#shape, {
+    const { config, rest, notices, sources } = loadConfig(this.#shape, {
       constructor: server.args,
       argv: options.argv ?? [],
       run: options.run ?? {},
@@ -128,11 +129,12 @@ export class StartFlow<S> {
       log_level: ctx.config.log_level,
       log_file: ctx.config.log_file,
       destination: options.logDestination,
-      logFunction: server.writeToLogHook
-        ? (level, message) => server.writeToLogHook?.(level, message)
-        : undefined,
+      logFunction: resolveLogFunction(server, ctx.config.log_function, sources.get('log_function')),
     });
     server.logger = ctx.logger;
+    // Under the supervisor, the supervisor logs these (once for its whole run, not once per worker).
+    if (process.env[workerEnv] !== '1')
+      for (const notice of notices) ctx.log(notice.level, notice.message, { option: notice.keys });
     ctx.access = createAccessControl(ctx.config);
     ctx.maxInput = ctx.config.max_input_buffer;
     ctx.maxOutput = ctx.config.max_output_buffer;
@@ -160,6 +162,7 @@ export class StartFlow<S> {
         onDatagram: (msg, rinfo) => onDatagram(ctx, msg, rinfo, listener),
         // Under the supervisor, udp ports are the worker's own; a new worker shares them with the old.
         reuseAddr: handles !== undefined,
+        broadcast: ctx.config.udp_broadcast,
       });
       ctx.log(2, `Binding to ${listener.label}`, { listener: listener.label });
     }
@@ -255,4 +258,30 @@ export class StartFlow<S> {
     await this.#hooks.fatal(error);
     this.#resolveDone();
   }
+}
+
+/**
+ * resolveLogFunction is where the server's log lines go instead of log_file or stderr: log_function
+ * (a function, or the name of one of the server's methods, as Net::Server takes it), else the
+ * server's writeToLogHook, else nowhere else. A name that is no method is a ConfigError, as
+ * Net::Server dies with "not a valid method of server".
+ */
+function resolveLogFunction(
+  server: Configurable,
+  given: ServerConfig['log_function'],
+  source: ConfigSource | undefined,
+): LogFunction | undefined {
+  if (typeof given === 'function') return given;
+  if (typeof given === 'string') {
+    const method = (server as unknown as Record<string, unknown>)[given];
+    if (typeof method !== 'function')
+      throw new ConfigError({
+        key: 'log_function',
+        source: source ?? { kind: 'code' },
+        value: given,
+        expected: 'a function, or the name of a method of the server',
+      });
+    return (level, message, record) => method.call(server, level, message, record);
+  }
+  return server.writeToLogHook ? (level, message) => server.writeToLogHook?.(level, message) : undefined;
 }

@@ -498,7 +498,18 @@ describe('loadConfig with a server class’s own options', () => {
   it('finds list keys from the schema', () => {
     const { list } = optionKeysOf(shape);
     expect([...list].sort()).toEqual(
-      ['allow', 'cidr_allow', 'cidr_deny', 'deny', 'host', 'ipv', 'port', 'proto', 'room'].sort(),
+      [
+        'allow',
+        'cidr_allow',
+        'cidr_deny',
+        'deny',
+        'host',
+        'ipv',
+        'port',
+        'proto',
+        'room',
+        'sig_passthrough',
+      ].sort(),
     );
   });
 

@@ -7,8 +7,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { describeOptions } from '../../src/help.js';
+import { netServerOptions } from '../../src/net-server-options.js';
 import { serverOptions } from '../../src/options.js';
-import { formatOptionsReference, markdownCell, optionsReferencePath } from '../../src/options-reference.js';
+import {
+  formatNetServerOptions,
+  formatOptionsReference,
+  markdownCell,
+  netServerOptionsPath,
+  optionsReferencePath,
+  withNetServerOptions,
+} from '../../src/options-reference.js';
 
 const root = join(import.meta.dirname, '..', '..', '..', '..');
 
@@ -70,5 +78,31 @@ describe('markdownCell', () => {
     ['a\\b', 'a\\\\b'],
   ])('escapes %j as %j', (text, expected) => {
     expect(markdownCell(text)).toBe(expected);
+  });
+});
+
+describe('the table of Net::Server options in docs/guides/from-perl.md', () => {
+  it('is what net-server-options.ts renders', () => {
+    const page = readFileSync(join(root, netServerOptionsPath), 'utf8');
+    expect(
+      page,
+      `${netServerOptionsPath} and packages/core/src/net-server-options.ts disagree: run \`pnpm docs\` and commit the page`,
+    ).toBe(withNetServerOptions(page));
+  });
+
+  it('has a row for each row of the table, naming its keys and saying what netplex does', () => {
+    const rows = formatNetServerOptions()
+      .split('\n')
+      .filter((line) => line.startsWith('| `'));
+    expect(rows).toHaveLength(netServerOptions.length);
+    netServerOptions.forEach((option, i) => {
+      for (const key of option.keys) expect(rows[i]).toContain(`\`${key}\``);
+      if (option.prefix) expect(rows[i]).toContain(`\`${option.prefix}*\``);
+      expect(rows[i]).toContain(` | ${option.treatment} | ${markdownCell(option.does)} |`);
+    });
+  });
+
+  it('refuses a page without the comments the table goes between, rather than guess', () => {
+    expect(() => withNetServerOptions('# Coming from Perl\n')).toThrow('has no');
   });
 });

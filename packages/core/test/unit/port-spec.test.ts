@@ -765,6 +765,21 @@ describe('pairPortSpecs', () => {
       thrown(() => pairPortSpecs({ port: [80, 81], host: ['a', 'b c'], ipv: ['*'], proto: ['tcp'] })).message,
     ).toBe('port "81": cannot determine host from "b c"; expected *, an IP address or a host name');
   });
+
+  it("gives unix ports that name no type unix_type's, as Net::Server::Proto::UNIX does", () => {
+    const protos = (unix_type: string | undefined) =>
+      pairPortSpecs({
+        port: ['/tmp/a.sock|unix', '/tmp/b.sock|SOCK_STREAM|unix', '/tmp/c.sock|unixdgram', 80],
+        host: ['*'],
+        ipv: ['*'],
+        proto: ['tcp'],
+        unix_type,
+      }).map((spec) => spec.proto);
+    expect(protos(undefined)).toEqual(['unix', 'unix', 'unixdgram', 'tcp']);
+    expect(protos('SOCK_STREAM')).toEqual(['unix', 'unix', 'unixdgram', 'tcp']);
+    // A port's own type wins; a tcp port has none to change.
+    expect(protos('sock_dgram')).toEqual(['unixdgram', 'unix', 'unixdgram', 'tcp']);
+  });
 });
 
 describe('resolveBindTargets', () => {

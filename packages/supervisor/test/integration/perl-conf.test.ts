@@ -16,8 +16,9 @@ import { listening, socketInodes } from '../helpers/procfs.js';
  * indent. The sample's own port comment says 20205 is bound on IPv6; Net::Server 2.013 binds both
  * ports on 127.0.0.1 over IPv4 (an IPv4 address with ipv IPv6 is one IPv4 socket), and netplex too.
  * Every key on a line the sample leaves active is a netplex option. Its commented-out syslog lines
- * stay commented: netplex has no syslog_logsock, syslog_ident or syslog_logopt (a conf file naming
- * one fails with "unknown option"), and no Sys::Syslog log target.
+ * stay commented: netplex would accept them (log_file Sys::Syslog logs to stderr, and the syslog_*
+ * keys are ignored, each with a notice), but Perl would then log to syslog instead of the file this
+ * test reads.
  */
 const SAMPLE = `#-------------- file test.conf --------------
 
