@@ -67,7 +67,7 @@ class Upstream extends Watch {
 
 /** UpstreamSide is the callback object of an upstream handle: what upstream says goes to the client. */
 class UpstreamSide implements MuxHandler<ProxyState> {
-  constructor(readonly proxy: Proxy) {}
+  constructor(readonly proxy: LineProxy) {}
   muxInput(_mux: Mux<ProxyState>, up: ProxyClient, input: InputBuffer): void {
     for (let line = input.line(); line !== undefined; line = input.line()) up.state.other?.write(`${line}\n`);
   }
@@ -80,8 +80,8 @@ class UpstreamSide implements MuxHandler<ProxyState> {
   }
 }
 
-/** Proxy connects upstream for each client and passes lines both ways; `remove` hands the client's socket back. */
-class Proxy extends MultiplexServer<ProxyState> {
+/** LineProxy connects upstream for each client and passes lines both ways; `remove` hands the client's socket back. */
+class LineProxy extends MultiplexServer<ProxyState> {
   readonly events: string[] = [];
   readonly watch = new Watch();
   upstream: net.NetConnectOpts = { port: 0, host: '127.0.0.1' };
@@ -135,7 +135,7 @@ async function connect(port: number): Promise<Peer> {
 }
 
 async function startProxy(upstream: net.NetConnectOpts, extra: Record<string, unknown> = {}) {
-  const proxy = new Proxy({ port: ['127.0.0.1:0'], log_level: 4, ...extra });
+  const proxy = new LineProxy({ port: ['127.0.0.1:0'], log_level: 4, ...extra });
   proxy.upstream = upstream;
   return startServer(proxy);
 }
