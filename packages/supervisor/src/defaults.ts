@@ -9,6 +9,8 @@ export const STOP_KILL_AFTER_MS = 10_000;
 
 /** How long `status` waits for a worker's live figures before it shows none for it. */
 export const WORKER_STATUS_TIMEOUT_MS = 2_000;
+/** How long a reload waits for the old worker to say it stopped accepting before it is over anyway. */
+export const RETIRE_ACK_MS = 2_000;
 
 /** How long the control socket's client waits for an answer. */
 export const CONTROL_ANSWER_TIMEOUT_MS = 60_000;

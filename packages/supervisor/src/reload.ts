@@ -211,7 +211,9 @@ export class Reload {
       }
     }
     host.serveWith(worker, this.#config, pinUdpPorts(this.#targets, this.#addresses), this.#addresses);
-    if (old && old.state !== 'exited') old.retire(drainMs);
+    // A reload is over once new connections reach only the new worker: the old one says when it
+    // has stopped accepting (bounded: see WorkerProcess.retire).
+    if (old && old.state !== 'exited') await old.retire(drainMs);
   }
 
   /**

@@ -17,7 +17,7 @@ import {
   workerEnv,
   workerMessageProblem,
 } from '@netplex/core/internal';
-import { STOP_KILL_AFTER_MS, WORKER_STATUS_TIMEOUT_MS } from './defaults.js';
+import { RETIRE_ACK_MS, STOP_KILL_AFTER_MS, WORKER_STATUS_TIMEOUT_MS } from './defaults.js';
 import { realEnv, type SupervisorEnv, type TimerHandle } from './env.js';
 import { SupervisorError, WorkerStartError } from './errors.js';
 import { linkControlOf } from './fork-worker.js';
@@ -373,10 +373,26 @@ export class WorkerProcess {
     }
   }
 
-  /** retire tells the worker to stop accepting and drain (a reload replaced it). */
-  retire(drainTimeoutMs: number): void {
+  /**
+   * retire tells the worker to stop accepting and drain (a reload replaced it). It resolves once the
+   * worker says it has stopped accepting, or after RETIRE_ACK_MS (a worker that is stuck, or one from
+   * a netplex that does not answer), or when the worker is gone: it never rejects.
+   */
+  async retire(drainTimeoutMs: number): Promise<void> {
     this.state = 'retiring';
-    this.send({ type: 'netplex:retire', drainTimeoutMs }).catch(() => {});
+    const env = this.#env;
+    let timer: TimerHandle | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = env.setTimeout(resolve, RETIRE_ACK_MS);
+    });
+    try {
+      await Promise.race([
+        this.#request((seq) => ({ type: 'netplex:retire', drainTimeoutMs, seq })).catch(() => {}),
+        bound,
+      ]);
+    } finally {
+      env.clearTimeout(timer);
+    }
   }
 
   /** quit tells the worker to stop accepting, drain, and exit (SIGQUIT). */

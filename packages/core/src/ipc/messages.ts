@@ -50,8 +50,12 @@ export type SupervisorMessage =
     }
   /** A listen handle for `key`, sent with the message. The worker answers `netplex:ack`. */
   | { type: 'netplex:handle'; seq: number; key: string }
-  /** Stop accepting, run restartCloseHook, serve live connections up to drainTimeoutMs, then exit. */
-  | { type: 'netplex:retire'; drainTimeoutMs: number }
+  /**
+   * Stop accepting, run restartCloseHook, serve live connections up to drainTimeoutMs, then exit.
+   * With `seq`, the worker answers `netplex:ack` as soon as it has stopped accepting (a netplex from
+   * before answers nothing), so that a reload is over only once new connections reach the new worker.
+   */
+  | { type: 'netplex:retire'; drainTimeoutMs: number; seq?: number }
   /** Stop now: close hooks run, connections are closed, then exit. */
   | { type: 'netplex:stop' }
   /** Stop accepting, drain up to drainTimeoutMs, then exit (SIGQUIT). */

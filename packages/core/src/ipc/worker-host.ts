@@ -30,8 +30,11 @@ export interface WorkerHost {
   /** Calls `fn` as each server-wide hook begins (its name) and ends (undefined). */
   observeHooks(fn: ((hook: ProcessHookName | undefined) => void) | undefined): void;
   close(): Promise<void>;
-  /** Stops accepting, runs restartCloseHook unless `restart` is false, drains up to `drainMs`, closes. */
-  retire(drainMs: number, restart: boolean): Promise<void>;
+  /**
+   * Stops accepting, runs restartCloseHook unless `restart` is false, drains up to `drainMs`,
+   * closes; `stopped` is told once no listener accepts any more.
+   */
+  retire(drainMs: number, restart: boolean, stopped?: () => void): Promise<void>;
   /** The old worker's side of a migration (see migration/migrate-out.ts). */
   migrateOut(channel: MigrationChannel, observe?: MoveObserver): Promise<MigrationCounts>;
   /** After a migration the new worker could not finish: accept again on these handles. */

@@ -200,7 +200,11 @@ export function runWorker(server: WorkerHost, runArgs: Record<string, unknown>):
         post({ type: 'netplex:ack', ack: m.seq });
         beginWhenReady();
       },
-      'netplex:retire': (m) => void leave(() => server.retire(m.drainTimeoutMs, true)),
+      'netplex:retire': (m) => {
+        const { seq } = m;
+        const stopped = seq === undefined ? undefined : () => post({ type: 'netplex:ack', ack: seq });
+        void leave(() => server.retire(m.drainTimeoutMs, true, stopped));
+      },
       'netplex:quit': (m) => void leave(() => server.retire(m.drainTimeoutMs, false)),
       'netplex:stop': stop,
       'netplex:status': (m) => post({ type: 'netplex:status', ack: m.seq, ...server.status() }),

@@ -307,7 +307,7 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
         status: () => server.status(),
         observeHooks: (fn) => hooks.observe(fn),
         close: () => start.close(),
-        retire: (drainMs, restart) => start.retire(drainMs, restart),
+        retire: (drainMs, restart, stopped) => start.retire(drainMs, restart, stopped),
         migrateOut: (channel, observe) => migrateOut(ctx, flow, channel, observe),
         resumeAccepting: (handles) => resumeAccepting(ctx, flow, handles),
         thawServer: (data) => thawServer(ctx, flow, data),

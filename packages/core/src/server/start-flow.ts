@@ -64,6 +64,11 @@ export class StartFlow<S> {
   #dequeueTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
   #resolveDone!: () => void;
+  #stoppedAccepting!: () => void;
+  /** Resolves once a shutdown has closed every listener (or found none to close). */
+  readonly #notAccepting: Promise<void> = new Promise((resolve) => {
+    this.#stoppedAccepting = resolve;
+  });
   /** done resolves once the server has closed, by endloop(), close() or a signal. */
   readonly done: Promise<void> = new Promise((resolve) => {
     this.#resolveDone = resolve;
@@ -207,9 +212,13 @@ export class StartFlow<S> {
     return this.#closing;
   }
 
-  /** retire stops accepting, runs restartCloseHook when `restart`, drains up to `drainMs`, then closes. */
-  retire(drainMs: number, restart: boolean): Promise<void> {
+  /**
+   * retire stops accepting, runs restartCloseHook when `restart`, drains up to `drainMs`, then
+   * closes; `stopped` is told once no listener accepts any more (at once when that is so already).
+   */
+  retire(drainMs: number, restart: boolean, stopped?: () => void): Promise<void> {
     this.#closing ??= this.#shutdown(drainMs, restart);
+    if (stopped) void this.#notAccepting.then(stopped);
     return this.#closing;
   }
 
@@ -217,12 +226,14 @@ export class StartFlow<S> {
     const ctx = this.#ctx;
     if (ctx.state === 'new' || ctx.state === 'closed') {
       ctx.state = 'closed';
+      this.#stoppedAccepting();
       this.#resolveDone();
       return;
     }
     ctx.state = 'closing';
     if (this.#dequeueTimer) clearInterval(this.#dequeueTimer);
     await Promise.all(ctx.listeners.map((l) => closeListener(l)));
+    this.#stoppedAccepting();
     this.#flow.closeParked('the server is closing');
     if (restart) await this.#hooks.runLogged('restartCloseHook');
     if (drainMs > 0 && ctx.sessions.size > 0) {

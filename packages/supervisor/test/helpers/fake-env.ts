@@ -145,6 +145,11 @@ export interface WorkerScript {
   /** How long it takes to exit once told to stop, even while draining: leaveAfterMs by default. */
   stopAfterMs?: number;
   migrate?: MigrateScript;
+  /**
+   * Told to retire, it says it stopped accepting this many ms later (0 by default); 'never': it does
+   * not say so (a stuck worker, or one from an older netplex).
+   */
+  retireAckMs?: number | 'never';
 }
 
 /** Received is one message a fake worker got from the supervisor. */
@@ -318,6 +323,12 @@ export class FakeWorker extends EventEmitter {
         this.say({ type: 'netplex:status', ack: m.seq, connections: 0, requests: 0 });
         return;
       case 'netplex:retire':
+        if (m.seq !== undefined && this.script.retireAckMs !== 'never') {
+          const ack = m.seq;
+          this.#after(this.script.retireAckMs ?? 0, () => this.say({ type: 'netplex:ack', ack }));
+        }
+        this.#leave();
+        return;
       case 'netplex:quit':
         this.#leave();
         return;

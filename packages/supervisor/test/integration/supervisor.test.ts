@@ -327,6 +327,26 @@ describe('reload', () => {
     fresh.socket.destroy();
   });
 
+  it('with reload_mode drain, the first connection after each reload reaches the new worker', async () => {
+    // NETPLEX_RELOAD_ROUNDS reloads (default 6), each followed at once by a connection: the reload
+    // is over only once the old worker has said it stopped accepting, so none of them may reach it.
+    const rounds = Number(process.env.NETPLEX_RELOAD_ROUNDS ?? 6);
+    const { proc, port, behaviourFile } = await startTagged(['--port=127.0.0.1:0', '--reload_mode=drain']);
+    const kept: net.Socket[] = [];
+    onTestFinished(() => {
+      for (const s of kept) s.destroy();
+    });
+    for (let round = 2; round <= rounds + 1; round++) {
+      // A connection stays on each old worker, so that it drains (and accepts, were it still listening).
+      kept.push((await greet(port)).socket);
+      behaviour(behaviourFile, { tag: `v${round}` });
+      expect((await proc.hup(`reload ${round - 1}`)).msg).toMatch(/^reloaded in/);
+      const fresh = await greet(port);
+      expect(fresh.line, `the first connection after reload ${round - 1}`).toBe(`hello from v${round}`);
+      fresh.socket.destroy();
+    }
+  });
+
   it('netplex reload --wait reports success, and failure when the new worker throws at start', async () => {
     const { port, behaviourFile, pidFile } = await startTagged(['--port=127.0.0.1:0', '--pid_file={pid}']);
     behaviour(behaviourFile, { tag: 'v2' });

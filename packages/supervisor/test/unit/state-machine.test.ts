@@ -8,6 +8,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { RETIRE_ACK_MS } from '../../src/defaults.js';
 import { supervisorCodes } from '../../src/errors.js';
 import { type Phase, type PhaseName, type Request, requests, stateOf, verdict } from '../../src/phase.js';
 import { track, type WorkerScript } from '../helpers/fake-env.js';
@@ -297,6 +298,39 @@ describe('a worker that exits during a reload', () => {
       'reloading (hand-over) → reloading (close-removed-ports)',
       'reloading (close-removed-ports) → serving',
     ]);
+  });
+});
+
+describe('a reload in drain mode', () => {
+  it('is over once the old worker says it stopped accepting', async () => {
+    const r = await serving(
+      [{ leaveAfterMs: 10_000, retireAckMs: 300 }, {}],
+      [...TCP_PORT, '--reload_mode=drain'],
+    );
+    const old = worker(r, 0);
+    const reload = track(r.sup.reload());
+    await r.clock.advance(0);
+    expect(old.got('netplex:retire')).toHaveLength(1);
+    await r.clock.advance(299);
+    expect(reload.settled).toBe(false);
+    await r.clock.advance(1);
+    expect(reload.value).toMatchObject({ ok: true, workerPid: worker(r, 1).pid });
+  });
+
+  it('is over after RETIRE_ACK_MS when the old worker never says so; the new worker serves meanwhile', async () => {
+    const r = await serving(
+      [{ leaveAfterMs: 10_000, retireAckMs: 'never' }, {}],
+      [...TCP_PORT, '--reload_mode=drain'],
+    );
+    const reload = track(r.sup.reload());
+    await r.clock.advance(0);
+    const neu = worker(r, 1);
+    expect(r.sup.phase).toEqual({ name: 'reloading', step: 'hand-over' });
+    expect(roles(await r.sup.status())[0]).toEqual([neu.pid, 'serving']);
+    await r.clock.advance(RETIRE_ACK_MS - 1);
+    expect(reload.settled).toBe(false);
+    await r.clock.advance(1);
+    expect(reload.value).toMatchObject({ ok: true, workerPid: neu.pid });
   });
 });
 
