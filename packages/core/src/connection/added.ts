@@ -59,6 +59,9 @@ export function addSocket<S>(
   const session = flow.createSession(socket, { id, ...ends, listener: '', added: true });
   const { client } = session;
   client.accepted = true;
+  // Its end of input ends nothing else: the server ends its output when it is done with it.
+  socket.allowHalfOpen = true;
+  client.allowHalfOpen = true;
   // It moves on no reload (yet): it finishes in the worker that made it.
   client.movable = false;
   clientControl.setPhase(client, 'connected');

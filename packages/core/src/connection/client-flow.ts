@@ -344,7 +344,7 @@ export class ClientFlow<S> {
     // As Net::Server::Multiplex does after mux_eof: the client is done writing, so finish ours;
     // and, as IO::Multiplex does once both sides are shut, close once the output is sent.
     if (session.readShut) client.close();
-    else client.shutdown();
+    else if (!client.allowHalfOpen) client.shutdown();
   }
 
   async #runClose(session: Session<S>): Promise<void> {

@@ -181,6 +181,15 @@ export class Client<S = Record<string, unknown>> {
    */
   movable = true;
 
+  /**
+   * allowHalfOpen, when true, keeps netplex's side of the connection open for writing after the
+   * client has ended its own: after muxEof, netplex does not shut its write side (as it does by
+   * default, like Net::Server::Multiplex), and the server ends it with `shutdown()` or `close()`.
+   * A proxy sets it, so that answers to what came before the end still reach the client. It is true
+   * for a handle added with `mux.add`, which the server ends itself.
+   */
+  allowHalfOpen = false;
+
   /** While the connection moves between workers: its held output and pending end (see OutputHold). */
   #hold: OutputHold | undefined;
 

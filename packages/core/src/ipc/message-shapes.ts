@@ -92,6 +92,7 @@ const frozenConnection = fields({
   idleMs: optional(duration),
   idleLimitMs: optional(duration),
   buffered: optional(flag),
+  halfOpen: optional(flag),
 });
 
 const released = fields({

@@ -203,6 +203,8 @@ export interface FrozenConnection {
   idleLimitMs?: number;
   /** The connection's output is in buffered mode (mux.bufferOutput); absent in the default mode. */
   buffered?: true;
+  /** The server set client.allowHalfOpen: its output stays open after the client's end. */
+  halfOpen?: true;
   /** What muxFreeze() returned (by default the client's state). */
   state: unknown;
 }

@@ -69,6 +69,7 @@ export function adoptConnection<S>(
   client.accepted = true;
   clientControl.setPhase(client, 'connected');
   if (frozen.buffered) clientControl.setBuffered(client, true);
+  if (frozen.halfOpen) client.allowHalfOpen = true;
   // What the old worker writes to it until it lets it go comes first: output here waits till then.
   if (hold) clientControl.holdOutput(client);
   ctx.clients.add(client);

@@ -172,6 +172,7 @@ export class Freezer<S> {
     const output = clientControl.takeHeldOutput(client);
     if (output.length > 0) frozen.output = output.toString('base64');
     if (clientControl.isBuffered(client)) frozen.buffered = true;
+    if (client.allowHalfOpen) frozen.halfOpen = true;
     const timeouts = this.#ctx.timeouts;
     const timer = timeouts.get(client);
     if (timer) frozen.timeoutMs = Math.max(0, timer.at - Date.now());

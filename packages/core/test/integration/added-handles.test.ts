@@ -74,6 +74,8 @@ class UpstreamSide implements MuxHandler<ProxyState> {
   muxEof(_mux: Mux<ProxyState>, up: ProxyClient): void {
     this.proxy.note(`upstream eof ${up.id}`);
     up.state.other?.write('upstream gone\n');
+    // An added handle's end of input ends nothing else (allowHalfOpen): the server closes it.
+    up.close();
   }
   muxClose(_mux: Mux<ProxyState>, up: ProxyClient): void {
     this.proxy.note(`upstream close ${up.id}`);
@@ -240,6 +242,21 @@ describe('mux.add', () => {
     const closed = net.connect({ port: up.port, host: '127.0.0.1' });
     closed.destroy();
     expect(() => server.mux.add(closed)).toThrow(/closed already/);
+  });
+
+  it('keeps writing to an added handle after it ended its output, until the server ends it', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const ended = deferred<void>();
+    const socket = net.connect({ port: up.port, host: '127.0.0.1' });
+    const h = server.mux.add(socket, { object: { muxEof: () => ended.resolve() } });
+    expect(h.allowHalfOpen).toBe(true);
+    await up.until(() => up.sockets.length === 1, 'the upstream to be connected');
+    up.sockets[0]!.end();
+    await withTimeout(ended.promise, "the added handle's muxEof");
+    h.write('after your end\n');
+    await up.until(() => up.received.includes('after your end'), 'the upstream to read on');
+    h.close();
   });
 
   it('fires the timeout of an added handle through its own object', async () => {

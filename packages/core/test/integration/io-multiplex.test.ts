@@ -36,7 +36,8 @@ const BIG = 8 * 1024 * 1024;
  * outbuffer, kills the output, then writes `withdrawn` and the length of outbuffer again),
  * `replace:TEXT`, `shut:HOW`, `timeout:S`, `cancel`, `rearm:N` (a timeout that muxTimeout re-arms
  * N times, then cancels), `hold:NAME` (the hook waits for gate NAME, as a hook awaiting a database
- * does), `upper` (the rest of the input, upper-cased with mux.inbuffer); any other line is echoed.
+ * does), `upper` (the rest of the input, upper-cased with mux.inbuffer), `halfopen` (sets
+ * client.allowHalfOpen); any other line is echoed.
  */
 class Api extends MultiplexServer {
   readonly events: string[] = [];
@@ -146,6 +147,10 @@ class Api extends MultiplexServer {
             this.note(`held #${client.id} ${arg}`);
             return this.#run(mux, client, input);
           });
+        case 'halfopen':
+          client.allowHalfOpen = true;
+          client.write('half-open\n');
+          break;
         case 'upper':
           mux.inbuffer(client, mux.inbuffer(client).toString('latin1').toUpperCase());
           break;
@@ -437,6 +442,21 @@ describe('mux.shutdown', () => {
     }
   });
 
+  it('keeps its output open after the client ended its own, with allowHalfOpen, until the server ends it', async () => {
+    const { server, port } = await start(new Api(local));
+    const p = await connect(port, { allowHalfOpen: true });
+    p.send('halfopen\n');
+    await p.waitFor('half-open\n');
+    p.socket.end();
+    await server.waitEvent('goodbye written #1: true');
+    const client = server.clientsById.get(1)!;
+    expect(client.write('later\n')).toBe(true);
+    await p.waitFor('bye \nlater\n');
+    expect(p.ended).toBe(false);
+    client.shutdown();
+    await p.until(() => p.ended, 'the server to end its side');
+  });
+
   it('throws a RangeError naming what it takes for any other side', async () => {
     const { server, port } = await start(new Api(local));
     await connect(port);
@@ -577,6 +597,22 @@ describe.runIf(unix)('a connection moving to another server', () => {
     const c2 = [...next.server.mux.clients()].find((c) => c.id === 2)!;
     expect(next.server.mux.getTimeout(c2)).toBeUndefined();
     expect(next.server.events).not.toContain('timeout #2');
+  });
+
+  it('moves allowHalfOpen: after the client ends, the new server still writes to it', async () => {
+    const old = await start(new Api(local));
+    const next = await start(new Api(local));
+    const p = await connect(old.port, { allowHalfOpen: true });
+    p.send('halfopen\n');
+    await p.waitFor('half-open\n');
+    expect(await move(old.server, next.server, async () => {})).toMatchObject({ migrated: 1, failed: 0 });
+    p.socket.end();
+    await next.server.waitEvent('goodbye written #1: true');
+    const moved = [...next.server.mux.clients()].find((c) => c.id === 1)!;
+    expect(moved.allowHalfOpen).toBe(true);
+    expect(moved.write('still open\n')).toBe(true);
+    await p.waitFor('bye \nstill open\n');
+    expect(p.ended).toBe(false);
   });
 
   it('moves buffered mode and the output it kept: every byte arrives, in order, and the new server reads its outbuffer', async () => {

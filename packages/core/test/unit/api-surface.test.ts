@@ -108,6 +108,7 @@ describe('the API a server author sees', () => {
         'state',
         'input',
         'movable',
+        'allowHalfOpen',
         'idle',
         'log',
         'phase',
