@@ -55,6 +55,8 @@ export interface MuxHost<S> {
   idleTimeoutOf(client: Client<S>): number | undefined;
   add(socket: net.Socket, options: AddOptions<S> | undefined): Client<S>;
   remove(client: Client<S>): net.Socket | undefined;
+  listen(server: net.Server): Listener;
+  unlisten(listener: Listener): net.Server | undefined;
   setHandler(client: Client<S>, object: MuxHandler<S> | undefined): MuxHandler<S> | undefined;
   handlerOf(client: Client<S>): MuxHandler<S> | undefined;
   endloop(): void;
@@ -256,8 +258,22 @@ export class Mux<S = Record<string, unknown>> {
    * socket, to be read first by whoever reads it next. It works on accepted connections too.
    * Undefined for a handle that is not in the mux, closing, or on its way to another worker.
    */
-  remove(client: Client<S>): net.Socket | undefined {
-    return this.#host.remove(client);
+  remove(client: Client<S>): net.Socket | undefined;
+  /** remove of a listen socket added with `listen` hands its server back, still listening. */
+  remove(listener: Listener): net.Server | undefined;
+  remove(handle: Client<S> | Listener): net.Socket | net.Server | undefined {
+    return handle.kind === 'listener' ? this.#host.unlisten(handle) : this.#host.remove(handle);
+  }
+
+  /**
+   * listen adds a listen socket at run time (IO::Multiplex's `$mux->listen($fh)`): a net.Server the
+   * server made and set listening, whose connections are then served as those of a configured port
+   * are (postAcceptHook, allow/deny, muxConnection, `requests`, max_connections). It returns its
+   * Listener, which `listeners()` lists. The supervisor does not hold it: a reload closes it in the
+   * old worker when that worker stops accepting, and a crash loses it (see writing-a-server.md).
+   */
+  listen(server: net.Server): Listener {
+    return this.#host.listen(server);
   }
 
   /**

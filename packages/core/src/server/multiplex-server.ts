@@ -20,6 +20,7 @@ import { IdleTimers } from '../connection/idle.js';
 import { IdleExpiry } from '../connection/idle-expiry.js';
 import type { InputBuffer } from '../connection/input.js';
 import { shutdownRead } from '../connection/mux-ops.js';
+import { listenOn, unlisten } from '../connection/runtime-listen.js';
 import { Timeouts } from '../connection/timeouts.js';
 import { ServerClosedError } from '../errors.js';
 import { formatHelp } from '../help.js';
@@ -103,6 +104,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       shutdownRead: (client) => shutdownRead(ctx, flow, client),
       add: (socket, options) => addSocket(ctx, flow, socket, options),
       remove: (client) => removeHandle(ctx, flow, client),
+      listen: (server) => listenOn(ctx, flow, server),
+      unlisten: (listener) => unlisten(ctx, listener),
       setHandler: (client, object) => setHandler(ctx, flow, client, object),
       handlerOf: (client) => handlerOf(ctx, client),
       endloop: () => {
