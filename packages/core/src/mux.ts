@@ -2,6 +2,7 @@
  * mux — the IO::Multiplex object the mux callbacks receive: the connected clients, writes, the
  * buffers, shutdown, close, timeouts and endloop, under IO::Multiplex's names where it has one.
  */
+import type { ChildProcess } from 'node:child_process';
 import type net from 'node:net';
 import { type Client, clientControl } from './connection/client.js';
 import type { InputBuffer } from './connection/input.js';
@@ -53,7 +54,7 @@ export interface MuxHost<S> {
   /** shutdownRead shuts a stream connection's read side (see connection/mux-ops.ts). */
   shutdownRead(client: Client<S>): void;
   idleTimeoutOf(client: Client<S>): number | undefined;
-  add(socket: net.Socket, options: AddOptions<S> | undefined): Client<S>;
+  add(handle: net.Socket | ChildProcess, options: AddOptions<S> | undefined): Client<S>;
   remove(client: Client<S>): net.Socket | undefined;
   listen(server: net.Server): Listener;
   unlisten(listener: Listener): net.Server | undefined;
@@ -245,10 +246,11 @@ export class Mux<S = Record<string, unknown>> {
    * `options.state` and `options.object`. It has a negative id, is not among `clients()` (a
    * broadcast does not reach it), and counts neither in `requests` nor against max_connections.
    * On a reload it finishes in the worker that made it (it does not migrate). A socket in the mux
-   * already gives its Client back.
+   * already gives its Client back. A ChildProcess spawned with stdio pipes is one handle (proto
+   * 'pipe'): its stdout is the input, writes go to its stdin, and it closes when stdout does.
    */
-  add(socket: net.Socket, options?: AddOptions<S>): Client<S> {
-    return this.#host.add(socket, options);
+  add(handle: net.Socket | ChildProcess, options?: AddOptions<S>): Client<S> {
+    return this.#host.add(handle, options);
   }
 
   /**

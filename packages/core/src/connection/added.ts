@@ -10,12 +10,13 @@
  * max_connections. Its id is negative (-1 for the first), so that it never shares a number with an
  * accepted connection. It is not among `mux.clients()`, so a broadcast does not reach it.
  */
+import { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { unmapIPv4 } from '../access.js';
 import { MuxHandleError } from '../errors.js';
 import type { AddOptions, MuxHandler } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
-import { type Client, clientControl, type PeerAddresses } from './client.js';
+import { type Client, clientControl, type PeerAddresses, type Transport } from './client.js';
 import type { ClientFlow } from './client-flow.js';
 import { handlerHooks, isHandler } from './handler.js';
 import { kSession, markClosed, type SessionSocket } from './session.js';
@@ -41,11 +42,15 @@ function endsOf(socket: net.Socket): PeerAddresses {
 export function addSocket<S>(
   ctx: ServerContext<S>,
   flow: ClientFlow<S>,
-  socket: net.Socket,
+  socket: net.Socket | ChildProcess,
   options: AddOptions<S> = {},
 ): Client<S> {
+  if (socket instanceof ChildProcess) return addChild(ctx, flow, socket, options);
   if (!(socket instanceof net.Socket))
-    throw new MuxHandleError('add', `takes a net.Socket (a TCP or unix stream), got ${describe(socket)}`);
+    throw new MuxHandleError(
+      'add',
+      `takes a net.Socket (a TCP or unix stream) or a ChildProcess with stdin and stdout pipes, got ${describe(socket)}`,
+    );
   const existing = (socket as Partial<SessionSocket<S>>)[kSession];
   if (existing !== undefined && ctx.sessions.get(existing.client) === existing) return existing.client;
   if (socket.destroyed) throw new MuxHandleError('add', 'the socket is closed already');
@@ -74,6 +79,92 @@ export function addSocket<S>(
       logAdded(ctx, client);
     });
   else logAdded(ctx, client);
+  return client;
+}
+
+/**
+ * PipeTransport writes to a child's stdin; its stdout is what the client flow reads. Ending the
+ * handle ends stdin (the child sees the end of its input); closing it also stops reading stdout.
+ */
+class PipeTransport implements Transport {
+  constructor(
+    readonly stdin: net.Socket,
+    readonly stdout: net.Socket,
+  ) {}
+  write(data: Buffer, done?: (err?: Error | null) => void): void {
+    this.stdin.write(data, done);
+  }
+  end(): void {
+    this.stdin.end();
+  }
+  close(): void {
+    const { stdin, stdout } = this;
+    if (stdin.writableFinished || stdin.destroyed) stdout.destroy();
+    else {
+      stdin.once('finish', () => stdout.destroy());
+      stdin.end();
+    }
+  }
+  destroy(): void {
+    this.stdin.destroy();
+    this.stdout.destroy();
+  }
+  get writableLength(): number {
+    return this.stdin.writableLength;
+  }
+}
+
+/**
+ * addChild puts a child process's pipes in the mux as one handle: what it writes to stdout is the
+ * handle's input, what the server writes goes to its stdin. Its stderr is left to the caller. The
+ * handle closes when stdout does (the child closed it, or exited), and its stdin is ended then.
+ */
+function addChild<S>(
+  ctx: ServerContext<S>,
+  flow: ClientFlow<S>,
+  child: ChildProcess,
+  options: AddOptions<S>,
+): Client<S> {
+  const { stdin, stdout } = child;
+  if (!(stdin instanceof net.Socket) || !(stdout instanceof net.Socket))
+    throw new MuxHandleError(
+      'add',
+      "the child process needs stdin and stdout pipes: spawn it with stdio 'pipe'",
+    );
+  const existing = (stdout as Partial<SessionSocket<S>>)[kSession];
+  if (existing !== undefined && ctx.sessions.get(existing.client) === existing) return existing.client;
+  if (stdout.destroyed) throw new MuxHandleError('add', "the child's stdout is closed already");
+  if (ctx.state !== 'running' && ctx.state !== 'starting')
+    throw new MuxHandleError('add', `the server is ${ctx.state}, and takes no handle`);
+  const id = -++ctx.addedCount;
+  const transport = new PipeTransport(stdin, stdout);
+  const ends: PeerAddresses = {
+    proto: 'pipe',
+    peeraddr: '',
+    peerport: child.pid ?? 0,
+    sockaddr: '',
+    sockport: 0,
+  };
+  const session = flow.createSession(stdout, { id, ...ends, listener: '', added: true }, transport);
+  const { client } = session;
+  // A child that exits while netplex writes to it: the write fails (EPIPE), and the handle ends.
+  stdin.on('error', (err: NodeJS.ErrnoException) => {
+    ctx.log(3, `client ${client}: stdin: ${err.code ?? err.message}`, {
+      conn: client.id,
+      err: err.code ?? err.message,
+    });
+  });
+  stdout.once('close', () => {
+    if (!stdin.destroyed) stdin.end();
+  });
+  client.accepted = true;
+  client.allowHalfOpen = true;
+  client.movable = false;
+  clientControl.setPhase(client, 'connected');
+  ctx.added.add(client);
+  if (options.state !== undefined) client.state = options.state;
+  if (options.object !== undefined) setHandler(ctx, flow, client, options.object);
+  logAdded(ctx, client);
   return client;
 }
 

@@ -16,7 +16,8 @@ import type { Listener } from '../listeners.js';
 import type { MuxTarget } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
 import { allowDeny, needsLookup, reverseLookup } from './admission.js';
-import { Client, type ClientInfo, clientControl } from './client.js';
+import { Client, type ClientInfo, clientControl, type Transport } from './client.js';
+import { OverLimits } from './limits.js';
 import { LOG_WINDOW_MS, LogWindow } from './log-window.js';
 import { droppedAfterShutdown, outputEmptied } from './mux-ops.js';
 import {
@@ -55,7 +56,7 @@ export class ClientFlow<S> {
   );
 
   /** Clients disconnected past a buffer limit: per limit, one line a second at most, with their count. */
-  readonly #overLimits = new Map<string, LogWindow>();
+  readonly #overLimits: OverLimits<S>;
 
   /** muxOutbufferEmpty's notice; every client is watched only if the server defines that hook. */
   readonly #emptiedOf: (client: Client<S>) => void;
@@ -63,6 +64,7 @@ export class ClientFlow<S> {
 
   constructor(ctx: ServerContext<S>) {
     this.#ctx = ctx;
+    this.#overLimits = new OverLimits(ctx);
     this.#on = this.#makeSocketHandlers();
     this.#emptiedOf = (c) => outputEmptied(this, ctx, c);
     this.#watchAll = typeof ctx.server.muxOutbufferEmpty === 'function';
@@ -158,9 +160,14 @@ export class ClientFlow<S> {
   }
 
   /** createSession makes the client of a stream socket and wires the socket's events to the client flow. */
-  createSession(socket: net.Socket, info: ClientInfo): Session<S> {
+  createSession(socket: net.Socket, info: ClientInfo, transport?: Transport): Session<S> {
     const ctx = this.#ctx;
-    const client = new Client<S>(info, new SocketTransport(socket), ctx.logger.pino, this.#checkOutputOf);
+    const client = new Client<S>(
+      info,
+      transport ?? new SocketTransport(socket),
+      ctx.logger.pino,
+      this.#checkOutputOf,
+    );
     const session = newSession(client, socket);
     ctx.sessions.set(client, session);
     if (this.#watchAll) clientControl.watchOutput(client, this.#emptiedOf);
@@ -213,7 +220,11 @@ export class ClientFlow<S> {
     if (client.phase === 'migrating') return;
     if (session.busy || session.queue.length > 0) {
       if (client.input.length > this.#ctx.maxInput) {
-        this.#overLimit(session, 'max_input_buffer', `${client.input.length} bytes of input not consumed`);
+        this.#overLimits.disconnect(
+          session,
+          'max_input_buffer',
+          `${client.input.length} bytes of input not consumed`,
+        );
         return;
       }
       if (!session.inputQueued) {
@@ -243,7 +254,11 @@ export class ClientFlow<S> {
   #checkInput(session: Session<S>): void {
     const { client } = session;
     if (client.input.length > this.#ctx.maxInput) {
-      this.#overLimit(session, 'max_input_buffer', `${client.input.length} bytes of input not consumed`);
+      this.#overLimits.disconnect(
+        session,
+        'max_input_buffer',
+        `${client.input.length} bytes of input not consumed`,
+      );
     }
   }
 
@@ -251,32 +266,12 @@ export class ClientFlow<S> {
     if (client.outputLength > this.#ctx.maxOutput) {
       const session = this.#ctx.sessions.get(client);
       if (session)
-        this.#overLimit(session, 'max_output_buffer', `${client.outputLength} bytes of output not sent`);
+        this.#overLimits.disconnect(
+          session,
+          'max_output_buffer',
+          `${client.outputLength} bytes of output not sent`,
+        );
     }
-  }
-
-  #overLimit(session: Session<S>, limit: string, detail: string): void {
-    if (session.failed) return;
-    session.failed = true;
-    const err = new LimitError(limit, detail);
-    let window = this.#overLimits.get(limit);
-    if (!window) {
-      window = new LogWindow(LOG_WINDOW_MS, (count, seconds) =>
-        this.#ctx.log(1, `${limit}: disconnected ${count} more clients in the last ${seconds} s`, {
-          limit,
-          disconnected: count,
-        }),
-      );
-      this.#overLimits.set(limit, window);
-    }
-    if (window.hit())
-      this.#ctx.log(1, `client ${session.client}: ${err.message}; disconnecting`, {
-        conn: session.client.id,
-        peer: session.client.peeraddr,
-        limit,
-      });
-    session.client.input.clear();
-    session.client.destroy();
   }
 
   /**

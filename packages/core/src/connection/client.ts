@@ -26,10 +26,16 @@ export interface Transport {
   readonly writableLength: number;
 }
 
+/**
+ * ClientProto is how a client is reached: a TCP or unix stream, a UDP datagram's sender, or (for a
+ * child process added with mux.add) its stdin and stdout pipes.
+ */
+export type ClientProto = 'tcp' | 'udp' | 'unix' | 'pipe';
+
 /** ClientInfo is what netplex learns about a peer when it connects (Net::Server's get_client_info). */
 export interface ClientInfo {
   id: number;
-  proto: 'tcp' | 'udp' | 'unix';
+  proto: ClientProto;
   peeraddr: string;
   peerport: number;
   sockaddr: string;
@@ -111,7 +117,8 @@ export class Client<S = Record<string, unknown>> {
   readonly kind = 'client' as const;
   /** id is the connection number, Net::Server's `requests` counter: 1 for the first client. */
   readonly id: number;
-  readonly proto: 'tcp' | 'udp' | 'unix';
+  /** proto is how the client is reached; 'pipe' for a child process added with mux.add. */
+  readonly proto: ClientProto;
   /** peeraddr is the client's address; an IPv4 client of a dual-stack socket shows plain IPv4. */
   readonly peeraddr: string;
   readonly peerport: number;
@@ -477,6 +484,7 @@ export class Client<S = Record<string, unknown>> {
 
   /** toString names the client in log lines: `#3 [127.0.0.1]:51234`. */
   toString(): string {
+    if (this.proto === 'pipe') return `#${this.id} pid ${this.peerport}`;
     return this.proto === 'unix'
       ? `#${this.id} ${this.added ? this.peeraddr || 'unix' : this.listener}`
       : `#${this.id} [${this.peeraddr}]:${this.peerport}`;

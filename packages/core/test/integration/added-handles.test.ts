@@ -3,6 +3,7 @@
  * (mux.setCallbackObject), over real sockets on 127.0.0.1 and a unix socket: a small line proxy
  * connects upstream for each client, and what each side receives is compared byte for byte.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -358,5 +359,89 @@ describe('mux.remove', () => {
     socket.destroy();
     await p.waitClosed();
     expect(server.events).not.toContain('close 1');
+  });
+});
+
+/** A child that upper-cases what it reads, and exits at the end of its input. */
+const UPPER = "process.stdin.on('data', (d) => process.stdout.write(String(d).toUpperCase()));";
+
+describe('mux.add of a child process', () => {
+  it('reads its stdout as input and writes to its stdin; ending the handle ends its input, and its exit closes the handle', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const child = spawn(process.execPath, ['-e', UPPER], { stdio: ['pipe', 'pipe', 'inherit'] });
+    onTestFinished(() => {
+      child.kill();
+    });
+    const seen: string[] = [];
+    const watch = new Watch();
+    const h = server.mux.add(child, {
+      object: {
+        muxInput: (_mux, _c, input) => {
+          seen.push(input.text());
+          input.clear();
+          watch.notify();
+        },
+        muxEof: () => {
+          seen.push('eof');
+          watch.notify();
+        },
+        muxClose: () => {
+          seen.push('close');
+          watch.notify();
+        },
+      },
+    });
+    expect(h.proto).toBe('pipe');
+    expect(h.peerport).toBe(child.pid);
+    expect(String(h)).toBe(`#-1 pid ${child.pid}`);
+    expect(h.write('hello\n')).toBe(true);
+    await watch.until(
+      () => seen.join('').includes('HELLO\n'),
+      'the child to answer',
+      10_000,
+      () => JSON.stringify(seen),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    h.shutdown();
+    expect(await withTimeout(exited, 'the child to exit at the end of its input', 10_000)).toBe(0);
+    await watch.until(
+      () => seen.includes('close'),
+      'the handle to close',
+      10_000,
+      () => JSON.stringify(seen),
+    );
+    expect(seen.slice(-2)).toEqual(['eof', 'close']);
+    expect(server.mux.count).toBe(0);
+  });
+
+  it('survives a child that exits while it is written to', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const child = spawn(process.execPath, ['-e', 'process.exit(3)'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const closed = deferred<void>();
+    const h = server.mux.add(child, { object: { muxClose: () => closed.resolve() } });
+    await new Promise((resolve) => child.once('exit', resolve));
+    for (let i = 0; i < 20; i++) h.write(Buffer.alloc(64 * 1024));
+    await withTimeout(closed.promise, "the exited child's handle to close", 10_000);
+    // The server goes on.
+    const p = await connect(port);
+    p.send('still\n');
+    await p.waitFor('up:still\n');
+  });
+
+  it('refuses a child without stdin and stdout pipes', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    onTestFinished(() => {
+      child.kill();
+    });
+    expect(() => server.mux.add(child)).toThrow(
+      expect.objectContaining({
+        code: 'MPX_ERR_MUX_HANDLE',
+        message: expect.stringContaining("stdio 'pipe'"),
+      }),
+    );
   });
 });
