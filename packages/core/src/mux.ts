@@ -3,6 +3,7 @@
  * buffers, shutdown, close, timeouts and endloop, under IO::Multiplex's names where it has one.
  */
 import type { ChildProcess } from 'node:child_process';
+import type dgram from 'node:dgram';
 import type net from 'node:net';
 import { type Client, clientControl } from './connection/client.js';
 import type { InputBuffer } from './connection/input.js';
@@ -32,6 +33,9 @@ export interface MuxHandler<S = Record<string, unknown>> {
   muxClose?(mux: Mux<S>, client: Client<S>): void | Promise<void>;
 }
 
+/** AddableHandle is what mux.add takes: a stream socket, a UDP socket, or a child process's pipes. */
+export type AddableHandle = net.Socket | dgram.Socket | ChildProcess;
+
 /** AddOptions are what the code that adds a handle gives it from the start. */
 export interface AddOptions<S> {
   /** The handle's `state`, as muxConnection would set it for an accepted connection. */
@@ -54,8 +58,8 @@ export interface MuxHost<S> {
   /** shutdownRead shuts a stream connection's read side (see connection/mux-ops.ts). */
   shutdownRead(client: Client<S>): void;
   idleTimeoutOf(client: Client<S>): number | undefined;
-  add(handle: net.Socket | ChildProcess, options: AddOptions<S> | undefined): Client<S>;
-  remove(client: Client<S>): net.Socket | undefined;
+  add(handle: AddableHandle, options: AddOptions<S> | undefined): Client<S>;
+  remove(client: Client<S>): AddableHandle | undefined;
   listen(server: net.Server): Listener;
   unlisten(listener: Listener): net.Server | undefined;
   setHandler(client: Client<S>, object: MuxHandler<S> | undefined): MuxHandler<S> | undefined;
@@ -247,23 +251,26 @@ export class Mux<S = Record<string, unknown>> {
    * broadcast does not reach it), and counts neither in `requests` nor against max_connections.
    * On a reload it finishes in the worker that made it (it does not migrate). A socket in the mux
    * already gives its Client back. A ChildProcess spawned with stdio pipes is one handle (proto
-   * 'pipe'): its stdout is the input, writes go to its stdin, and it closes when stdout does.
+   * 'pipe'): its stdout is the input, writes go to its stdin, and it closes when stdout does. A
+   * dgram.Socket is one handle (proto 'udp'): each datagram is appended to its input, `udpPeer`
+   * says where the last came from, and writes go there (or to the connected address).
    */
-  add(handle: net.Socket | ChildProcess, options?: AddOptions<S>): Client<S> {
+  add(handle: AddableHandle, options?: AddOptions<S>): Client<S> {
     return this.#host.add(handle, options);
   }
 
   /**
-   * remove takes a handle out of the mux and hands back its socket, open (IO::Multiplex's `remove`):
-   * no hook runs for it any more (muxEof and muxClose neither), its timeouts are cleared, output
-   * kept for it (buffered mode) goes to the socket, and input not consumed is put back into the
-   * socket, to be read first by whoever reads it next. It works on accepted connections too.
+   * remove takes a handle out of the mux and hands back what was added, open (IO::Multiplex's
+   * `remove`): the net.Socket (an accepted connection's too), the ChildProcess or the dgram.Socket.
+   * No hook runs for it any more (muxEof and muxClose neither), its timeouts are cleared, output
+   * kept for it (buffered mode) goes out, and input not consumed is put back into the stream (a
+   * socket, a child's stdout), to be read first by whoever reads it next; a UDP socket's is dropped.
    * Undefined for a handle that is not in the mux, closing, or on its way to another worker.
    */
-  remove(client: Client<S>): net.Socket | undefined;
+  remove(client: Client<S>): AddableHandle | undefined;
   /** remove of a listen socket added with `listen` hands its server back, still listening. */
   remove(listener: Listener): net.Server | undefined;
-  remove(handle: Client<S> | Listener): net.Socket | net.Server | undefined {
+  remove(handle: Client<S> | Listener): AddableHandle | net.Server | undefined {
     return handle.kind === 'listener' ? this.#host.unlisten(handle) : this.#host.remove(handle);
   }
 

@@ -11,11 +11,14 @@
  * accepted connection. It is not among `mux.clients()`, so a broadcast does not reach it.
  */
 import { ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { unmapIPv4 } from '../access.js';
 import { MuxHandleError } from '../errors.js';
-import type { AddOptions, MuxHandler } from '../mux.js';
+import type { AddableHandle, AddOptions, MuxHandler } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
+import { extraOf, remember } from './added-registry.js';
+import { addDatagram } from './added-udp.js';
 import { type Client, clientControl, type PeerAddresses, type Transport } from './client.js';
 import type { ClientFlow } from './client-flow.js';
 import { handlerHooks, isHandler } from './handler.js';
@@ -42,14 +45,25 @@ function endsOf(socket: net.Socket): PeerAddresses {
 export function addSocket<S>(
   ctx: ServerContext<S>,
   flow: ClientFlow<S>,
-  socket: net.Socket | ChildProcess,
+  socket: AddableHandle,
   options: AddOptions<S> = {},
 ): Client<S> {
   if (socket instanceof ChildProcess) return addChild(ctx, flow, socket, options);
+  if (socket instanceof dgram.Socket) {
+    const found = [...ctx.added].find((c) => extraOf(c)?.handle === socket);
+    if (found) return found;
+    if (ctx.state !== 'running' && ctx.state !== 'starting')
+      throw new MuxHandleError('add', `the server is ${ctx.state}, and takes no handle`);
+    const client = addDatagram(ctx, flow, socket, -++ctx.addedCount, options, (c) =>
+      setHandler(ctx, flow, c, options.object),
+    );
+    logAdded(ctx, client);
+    return client;
+  }
   if (!(socket instanceof net.Socket))
     throw new MuxHandleError(
       'add',
-      `takes a net.Socket (a TCP or unix stream) or a ChildProcess with stdin and stdout pipes, got ${describe(socket)}`,
+      `takes a net.Socket (a TCP or unix stream), a dgram.Socket or a ChildProcess with stdin and stdout pipes, got ${describe(socket)}`,
     );
   const existing = (socket as Partial<SessionSocket<S>>)[kSession];
   if (existing !== undefined && ctx.sessions.get(existing.client) === existing) return existing.client;
@@ -157,6 +171,14 @@ function addChild<S>(
   stdout.once('close', () => {
     if (!stdin.destroyed) stdin.end();
   });
+  remember(client, {
+    handle: child,
+    detach: (unread) => {
+      flow.detach(session);
+      stdout.pause();
+      if (unread.length > 0) stdout.unshift(unread);
+    },
+  });
   client.accepted = true;
   client.allowHalfOpen = true;
   client.movable = false;
@@ -188,19 +210,24 @@ export function removeHandle<S>(
   ctx: ServerContext<S>,
   flow: ClientFlow<S>,
   client: Client<S>,
-): net.Socket | undefined {
+): AddableHandle | undefined {
   const session = ctx.sessions.get(client);
-  const socket = session?.socket;
-  if (!session || !socket) return undefined;
+  if (!session) return undefined;
+  const extra = extraOf(client);
+  const socket = session.socket;
+  if (!extra && !socket) return undefined;
   const phase = client.phase;
   if (phase === 'migrating' || phase === 'closing' || phase === 'closed') return undefined;
-  flow.detach(session);
-  socket.pause();
   clientControl.setBuffered(client, false);
   session.queue.length = 0;
   session.inputQueued = false;
   const unread = client.input.takeAll();
-  if (unread.length > 0) socket.unshift(unread);
+  if (extra) extra.detach(unread);
+  else {
+    flow.detach(session);
+    socket!.pause();
+    if (unread.length > 0) socket!.unshift(unread);
+  }
   clientControl.setPhase(client, 'closed');
   ctx.sessions.delete(client);
   ctx.clients.delete(client);
@@ -208,10 +235,10 @@ export function removeHandle<S>(
   if (ctx.adopted.size > 0) ctx.adopted.delete(client.id);
   ctx.timeouts.clear(client);
   ctx.idle.stop(session);
-  delete (socket as Partial<SessionSocket<S>>)[kSession];
+  if (socket) delete (socket as Partial<SessionSocket<S>>)[kSession];
   markClosed(session);
   if (ctx.sessions.size === 0) ctx.onIdle?.();
-  return socket;
+  return (extra?.handle as AddableHandle | undefined) ?? socket;
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import type net from 'node:net';
 import { unmapIPv4 } from '../access.js';
-import { HookError, LimitError, MultiplexError } from '../errors.js';
+import { HookError, MultiplexError } from '../errors.js';
 import { type ClientHookName, isPromiseLike } from '../hooks.js';
 import type { Listener } from '../listeners.js';
 import type { MuxTarget } from '../mux.js';

@@ -67,7 +67,7 @@ export const kSession = Symbol('netplex.session');
 export type SessionSocket<S> = net.Socket & { [kSession]: Session<S> };
 
 /** newSession makes the session of a client on `socket` (its queue empty, nothing run yet). */
-export function newSession<S>(client: Client<S>, socket: net.Socket): Session<S> {
+export function newSession<S>(client: Client<S>, socket: net.Socket | undefined): Session<S> {
   const session: Session<S> = {
     client,
     socket,
@@ -84,7 +84,7 @@ export function newSession<S>(client: Client<S>, socket: net.Socket): Session<S>
     idle: undefined,
     handler: undefined,
   };
-  (socket as SessionSocket<S>)[kSession] = session;
+  if (socket) (socket as SessionSocket<S>)[kSession] = session;
   return session;
 }
 

@@ -4,6 +4,7 @@
  * connects upstream for each client, and what each side receives is compared byte for byte.
  */
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -109,7 +110,7 @@ class LineProxy extends MultiplexServer<ProxyState> {
   override muxInput(mux: Mux<ProxyState>, client: ProxyClient, input: InputBuffer): void {
     for (let line = input.line(); line !== undefined; line = input.line()) {
       if (line === 'remove') {
-        const socket = mux.remove(client);
+        const socket = mux.remove(client) as net.Socket | undefined;
         if (socket) this.removed.push(socket);
         this.note(`removed ${client.id}: ${socket ? 'socket' : 'none'}`);
         return;
@@ -443,5 +444,96 @@ describe('mux.add of a child process', () => {
         message: expect.stringContaining("stdio 'pipe'"),
       }),
     );
+  });
+});
+
+async function udpSocket(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  onTestFinished(() => {
+    try {
+      s.close();
+    } catch {
+      // closed by the test already
+    }
+  });
+  return s;
+}
+
+/** nextDatagram is the next datagram `s` receives. */
+function nextDatagram(s: dgram.Socket): Promise<string> {
+  return withTimeout(
+    new Promise<string>((resolve) => s.once('message', (m) => resolve(m.toString()))),
+    'a datagram',
+  );
+}
+
+describe('mux.add of a UDP socket', () => {
+  it('is one handle: each datagram is appended to its input, and writes go back to the last sender', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const mine = await udpSocket();
+    const seen: string[] = [];
+    const h = server.mux.add(mine, {
+      object: {
+        muxInput: (mux, c, input) => {
+          const text = input.text();
+          input.clear();
+          seen.push(`${text} from ${mux.udpPeer(c)?.port}`);
+          c.write(`got ${text} (udp ${mux.isUdp(c)})`);
+        },
+      },
+    });
+    expect(h.proto).toBe('udp');
+    expect(h.id).toBe(-1);
+    const [a, b] = [await udpSocket(), await udpSocket()];
+    const port = mine.address().port;
+    const toA = nextDatagram(a);
+    a.send('one', port, '127.0.0.1');
+    expect(await toA).toBe('got one (udp true)');
+    const toB = nextDatagram(b);
+    b.send('two', port, '127.0.0.1');
+    expect(await toB).toBe('got two (udp true)');
+    expect(seen).toEqual([`one from ${a.address().port}`, `two from ${b.address().port}`]);
+    expect(h.peerport).toBe(b.address().port);
+    // Not among the clients, and no request.
+    expect(server.mux.count).toBe(0);
+    expect(server.requests).toBe(0);
+  });
+
+  it('writes to the connected address before any datagram came', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const peer = await udpSocket();
+    const mine = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => mine.connect(peer.address().port, '127.0.0.1', resolve));
+    const h = server.mux.add(mine);
+    expect(h.peerport).toBe(peer.address().port);
+    const got = nextDatagram(peer);
+    h.write('hello');
+    expect(await got).toBe('hello');
+    h.close();
+  });
+
+  it('runs muxClose when the socket closes, and hands the socket back with mux.remove', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server } = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const closed = deferred<void>();
+    const first = await udpSocket();
+    server.mux.add(first, { object: { muxClose: () => closed.resolve() } });
+    first.close();
+    await withTimeout(closed.promise, 'muxClose of the closed socket');
+
+    const second = await udpSocket();
+    let inputs = 0;
+    const h = server.mux.add(second, { object: { muxInput: () => void inputs++ } });
+    expect(server.mux.add(second)).toBe(h);
+    expect(server.mux.remove(h)).toBe(second);
+    const sender = await udpSocket();
+    const mineNow = nextDatagram(second);
+    sender.send('after remove', second.address().port, '127.0.0.1');
+    // The socket is the caller's again: it reads the datagram itself; netplex does not.
+    expect(await mineNow).toBe('after remove');
+    expect(inputs).toBe(0);
   });
 });
