@@ -249,7 +249,8 @@ export class Mux<S = Record<string, unknown>> {
    * own timer, muxEof, muxClose) except that no muxConnection runs: set what it needs here, with
    * `options.state` and `options.object`. It has a negative id, is not among `clients()` (a
    * broadcast does not reach it), and counts neither in `requests` nor against max_connections.
-   * On a reload it finishes in the worker that made it (it does not migrate). A socket in the mux
+   * On a migrating reload a TCP or unix socket moves as an accepted connection does, unless it has a
+   * callback object or is still connecting (then it finishes where it is). A socket in the mux
    * already gives its Client back. A ChildProcess spawned with stdio pipes is one handle (proto
    * 'pipe'): its stdout is the input, writes go to its stdin, and it closes when stdout does. A
    * dgram.Socket is one handle (proto 'udp'): each datagram is appended to its input, `udpPeer`

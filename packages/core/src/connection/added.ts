@@ -81,8 +81,6 @@ export function addSocket<S>(
   // Its end of input ends nothing else: the server ends its output when it is done with it.
   socket.allowHalfOpen = true;
   client.allowHalfOpen = true;
-  // It moves on no reload (yet): it finishes in the worker that made it.
-  client.movable = false;
   clientControl.setPhase(client, 'connected');
   ctx.added.add(client);
   if (options.state !== undefined) client.state = options.state;

@@ -18,6 +18,9 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 
 const count: Check = (v) =>
   Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : `expected a count, got ${describe(v)}`;
+/** A connection's id: a count for an accepted one, negative for a handle the server added (mux.add). */
+const connId: Check = (v) =>
+  Number.isSafeInteger(v) ? undefined : `expected a connection id, got ${describe(v)}`;
 const duration: Check = (v) =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0
     ? undefined
@@ -77,7 +80,7 @@ const address: Check = (v) => {
 };
 
 const frozenConnection = fields({
-  id: count,
+  id: connId,
   proto: (p) => (p === 'tcp' || p === 'unix' ? undefined : `expected tcp or unix, got ${describe(p)}`),
   peeraddr: text,
   peerport: count,
@@ -93,10 +96,11 @@ const frozenConnection = fields({
   idleLimitMs: optional(duration),
   buffered: optional(flag),
   halfOpen: optional(flag),
+  added: optional(flag),
 });
 
 const released = fields({
-  id: count,
+  id: connId,
   output: optional(text),
   end: optional(anything),
   timeoutMs: optional(nullable(duration)),

@@ -176,6 +176,8 @@ export interface ReleasedConnection {
 export interface FrozenServer {
   /** The connection counter, so that numbers are never reused. */
   requests: number;
+  /** Handles added with mux.add so far (their ids are the negatives); absent from an older netplex. */
+  added?: number;
   /** What the server's serverFreeze() returned. */
   custom: unknown;
 }
@@ -205,6 +207,8 @@ export interface FrozenConnection {
   buffered?: true;
   /** The server set client.allowHalfOpen: its output stays open after the client's end. */
   halfOpen?: true;
+  /** A handle the server added itself (mux.add), not accepted: its id is negative. */
+  added?: true;
   /** What muxFreeze() returned (by default the client's state). */
   state: unknown;
 }

@@ -19,6 +19,7 @@ export async function thawServer<S>(
 ): Promise<void> {
   if (data) {
     ctx.server.requests = Math.max(ctx.server.requests, data.requests);
+    ctx.addedCount = Math.max(ctx.addedCount, data.added ?? 0);
     try {
       await ctx.server.serverThaw(data.custom);
     } catch (err) {
@@ -63,6 +64,7 @@ export function adoptConnection<S>(
     sockport: frozen.sockport,
     listener: frozen.listener,
     connectedAt: new Date(frozen.connectedAt),
+    added: frozen.added === true,
   });
   const { client } = session;
   client.peerhost = frozen.peerhost;
@@ -72,10 +74,16 @@ export function adoptConnection<S>(
   if (frozen.halfOpen) client.allowHalfOpen = true;
   // What the old worker writes to it until it lets it go comes first: output here waits till then.
   if (hold) clientControl.holdOutput(client);
-  ctx.clients.add(client);
+  if (frozen.added) {
+    // A handle the old worker's server added: still no request, and not among the clients.
+    ctx.added.add(client);
+    ctx.addedCount = Math.max(ctx.addedCount, -frozen.id);
+  } else {
+    ctx.clients.add(client);
+    ctx.server.requests = Math.max(ctx.server.requests, frozen.id);
+  }
   ctx.adopted.set(client.id, client);
   ctx.migratedIn++;
-  ctx.server.requests = Math.max(ctx.server.requests, frozen.id);
   // What the old worker wrote while the socket was moving goes out before anything written here.
   if (frozen.output !== undefined) socket.write(Buffer.from(frozen.output, 'base64'));
   if (frozen.input !== undefined) client.input.append(Buffer.from(frozen.input, 'base64'));

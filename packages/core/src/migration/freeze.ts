@@ -65,6 +65,10 @@ export class Freezer<S> {
       typeof handleOf(session)?.readStop === 'function' &&
       client.movable &&
       client.phase === 'connected' &&
+      // An added socket still connecting has no connection to move yet; a callback object cannot
+      // travel (its closures stay here).
+      !socket.connecting &&
+      session.handler === undefined &&
       !session.failed &&
       (this.#carries?.(socket) ?? true)
     );
@@ -173,6 +177,7 @@ export class Freezer<S> {
     if (output.length > 0) frozen.output = output.toString('base64');
     if (clientControl.isBuffered(client)) frozen.buffered = true;
     if (client.allowHalfOpen) frozen.halfOpen = true;
+    if (client.added) frozen.added = true;
     const timeouts = this.#ctx.timeouts;
     const timer = timeouts.get(client);
     if (timer) frozen.timeoutMs = Math.max(0, timer.at - Date.now());
@@ -244,6 +249,7 @@ export class Freezer<S> {
     ctx.timeouts.clear(client);
     ctx.idle.stop(session);
     ctx.clients.delete(client);
+    ctx.added.delete(client);
     ctx.sessions.delete(client);
     if (ctx.adopted.size > 0) ctx.adopted.delete(client.id);
     client.input.clear();

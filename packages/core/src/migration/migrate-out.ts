@@ -84,7 +84,11 @@ export async function migrateOut<S>(
   if (ctx.state !== 'running') throw new ServerClosedError(`migrateOut() in state ${ctx.state}`);
   ctx.state = 'migrating';
   await Promise.all(ctx.listeners.map((l) => closeListener(l)));
-  await channel.state({ requests: ctx.server.requests, custom: await ctx.server.serverFreeze() });
+  await channel.state({
+    requests: ctx.server.requests,
+    ...(ctx.addedCount > 0 ? { added: ctx.addedCount } : {}),
+    custom: await ctx.server.serverFreeze(),
+  });
   const counts: MigrationCounts = { migrated: 0, drained: 0, failed: 0, ms: 0 };
   const moves = new MoveTracker<Session<S>>((id, from, to) => {
     ctx.log(0, `netplex bug: connection #${id} went from ${from} to ${to}, which a migration does not allow`);

@@ -19,6 +19,7 @@ import {
 } from '../../src/index.js';
 import { deferred, withTimeout } from '../helpers/client.js';
 import { Peer, Watch } from '../helpers/migration.js';
+import { moveAll, nativeOrSkip } from '../helpers/move.js';
 import { startServer } from '../helpers/server.js';
 
 interface ProxyState {
@@ -535,5 +536,77 @@ describe('mux.add of a UDP socket', () => {
     // The socket is the caller's again: it reads the datagram itself; netplex does not.
     expect(await mineNow).toBe('after remove');
     expect(inputs).toBe(0);
+  });
+});
+
+/** PairState names the other end by id, so that it survives a migration (muxFreeze returns it). */
+interface PairState {
+  peerId?: number;
+}
+
+/** Pairs is a proxy with no callback object: its own hooks serve both ends, found by id. */
+class Pairs extends MultiplexServer<PairState> {
+  upstream = 0;
+  readonly byId = new Map<number, Client<PairState>>();
+  override muxConnection(mux: Mux<PairState>, client: Client<PairState>): void {
+    const up = mux.add(net.connect({ port: this.upstream, host: '127.0.0.1' }), {
+      state: { peerId: client.id },
+    });
+    client.state.peerId = up.id;
+    this.byId.set(client.id, client);
+    this.byId.set(up.id, up);
+  }
+  override muxThaw(_mux: Mux<PairState>, client: Client<PairState>, state: unknown): void {
+    client.state = state as PairState;
+    this.byId.set(client.id, client);
+  }
+  override muxInput(_mux: Mux<PairState>, client: Client<PairState>, input: InputBuffer): void {
+    const lines = input.bytes();
+    const last = lines.lastIndexOf(0x0a);
+    if (last === -1) return;
+    this.byId.get(client.state.peerId!)?.write(input.take(last + 1)!);
+  }
+}
+
+const unix = nativeOrSkip('added handles across a migration');
+
+describe.runIf(unix)('an added socket on a migrating reload', () => {
+  it('moves like an accepted one: the same upstream connection, served by the new server', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const old = await startServer(new Pairs({ port: ['127.0.0.1:0'], log_level: 0 }));
+    const next = await startServer(new Pairs({ port: ['127.0.0.1:0'], log_level: 0 }));
+    old.server.upstream = up.port;
+    next.server.upstream = up.port;
+    const p = await connect(old.port);
+    p.send('before\n');
+    await p.waitFor('up:before\n');
+    expect(await moveAll(old.server, next.server)).toMatchObject({ migrated: 2, drained: 0, failed: 0 });
+    p.send('after\n');
+    await p.waitFor('up:after\n');
+    expect(up.received).toEqual(['before', 'after']);
+    // The same upstream connection: moved, not made again.
+    expect(up.sockets).toHaveLength(1);
+    const moved = [...next.server.byId.values()].find((c) => c.added)!;
+    expect(moved.id).toBe(-1);
+    expect(next.server.mux.count).toBe(1);
+    expect(next.server.requests).toBe(1);
+    expect(old.server.status().connections).toBe(0);
+    // The next handle the new server adds is numbered on from the old server's.
+    const q = await connect(next.port);
+    q.send('x\n');
+    await q.waitFor('up:x\n');
+    expect([...next.server.byId.keys()].sort((a, b) => a - b)).toEqual([-2, -1, 1, 2]);
+  });
+
+  it('does not move a handle with a callback object: it stays, and drains', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const old = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const next = await startProxy({ port: up.port, host: '127.0.0.1' });
+    const p = await connect(old.port);
+    p.send('before\n');
+    await p.waitFor('up:before\n');
+    const counts = await moveAll(old.server, next.server);
+    // The client moved (no object of its own); its upstream has one, and stayed.
+    expect(counts).toMatchObject({ migrated: 1, drained: 1, failed: 0 });
   });
 });

@@ -8,7 +8,6 @@
  * client receives is compared byte for byte.
  */
 import dgram from 'node:dgram';
-import { loadUnix, unixUnavailable } from '@netplex/unix';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   type Client,
@@ -19,10 +18,9 @@ import {
   type Mux,
   type ShutdownHow,
 } from '../../src/index.js';
-import { workerHost } from '../../src/internal.js';
-import { socketFd } from '../../src/migration/socket-fd.js';
 import { deferred, withTimeout } from '../helpers/client.js';
 import { Peer, pattern, Watch } from '../helpers/migration.js';
+import { moveAll, nativeOrSkip } from '../helpers/move.js';
 import { type LogSink, startServer } from '../helpers/server.js';
 
 type ApiClient = Client<Record<string, unknown>>;
@@ -533,48 +531,9 @@ describe('udpPeer and isUdp', () => {
   });
 });
 
-const unix = loadUnix();
-if (!unix) {
-  const reason = `timeouts and buffered mode across a migration skipped: the native module is not available (${unixUnavailable()})`;
-  if (process.env.CI) throw new Error(`${reason}; CI builds it`);
-  console.warn(reason);
-}
+const unix = nativeOrSkip('timeouts, buffered mode and allowHalfOpen across a migration');
 
 describe.runIf(unix)('a connection moving to another server', () => {
-  /**
-   * move migrates every connection of `from` into `to`, in this process: each socket's descriptor
-   * is copied over a unix socket pair (as the direct transport does), and `hold` is called before the
-   * new server is told it has each one.
-   */
-  async function move(from: Api, to: Api, hold: (id: number) => Promise<void>) {
-    const u = unix!;
-    const pair = u.seqpacketPair();
-    if (typeof pair === 'number') throw new Error(`socketpair failed: ${pair}`);
-    const [x, y] = pair;
-    onTestFinished(() => {
-      u.close(x);
-      u.close(y);
-    });
-    const buf = Buffer.alloc(16);
-    return withTimeout(
-      workerHost(from).migrateOut({
-        state: async (data) => workerHost(to).thawServer(data),
-        conn: async (frozen, socket) => {
-          const fd = socketFd(socket)!;
-          expect(u.send(x, Buffer.from('c'), [fd])).toBe(1);
-          const got = u.receive(y, buf);
-          if (typeof got === 'number') throw new Error(`receive failed: ${got}`);
-          workerHost(to).adoptConnection(frozen, { fd: got.fds[0]! }, true);
-          await hold(frozen.id);
-          return true;
-        },
-        released: (id, output, end, timeoutMs) => workerHost(to).releaseAdopted(id, output, end, timeoutMs),
-      }),
-      'the migration',
-      20_000,
-    );
-  }
-
   it('takes along a timeout set, or cleared, while it was on its way: it fires in the new server, or never', async () => {
     const old = await start(new Api(local));
     const next = await start(new Api(local));
@@ -583,7 +542,7 @@ describe.runIf(unix)('a connection moving to another server', () => {
     b.send('timeout:0.3\n');
     await a.waitFor('armed\n');
     await b.waitFor('armed\n');
-    const counts = await move(old.server, next.server, async (id) => {
+    const counts = await moveAll(old.server, next.server, async (id) => {
       // On its way, from outside any hook: #1 is to fire soon, #2 never.
       old.server.mux.setTimeout(old.server.clientsById.get(id)!, id === 1 ? 0.05 : null);
     });
@@ -605,7 +564,7 @@ describe.runIf(unix)('a connection moving to another server', () => {
     const p = await connect(old.port, { allowHalfOpen: true });
     p.send('halfopen\n');
     await p.waitFor('half-open\n');
-    expect(await move(old.server, next.server, async () => {})).toMatchObject({ migrated: 1, failed: 0 });
+    expect(await moveAll(old.server, next.server, async () => {})).toMatchObject({ migrated: 1, failed: 0 });
     p.socket.end();
     await next.server.waitEvent('goodbye written #1: true');
     const moved = [...next.server.mux.clients()].find((c) => c.id === 1)!;
@@ -625,7 +584,7 @@ describe.runIf(unix)('a connection moving to another server', () => {
       () => old.server.events.some((e) => e.startsWith('big #1')),
       'the big write',
     );
-    const moving = move(old.server, next.server, async () => {});
+    const moving = moveAll(old.server, next.server, async () => {});
     p.socket.resume();
     const counts = await moving;
     expect(counts).toMatchObject({ migrated: 1, failed: 0 });
