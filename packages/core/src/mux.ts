@@ -62,6 +62,8 @@ export interface MuxHost<S> {
   remove(client: Client<S>): AddableHandle | undefined;
   listen(server: net.Server): Listener;
   unlisten(listener: Listener): net.Server | undefined;
+  link(a: Client<S>, b: Client<S> | undefined): void;
+  linked(client: Client<S>): Client<S> | undefined;
   setHandler(client: Client<S>, object: MuxHandler<S> | undefined): MuxHandler<S> | undefined;
   handlerOf(client: Client<S>): MuxHandler<S> | undefined;
   endloop(): void;
@@ -295,6 +297,23 @@ export class Mux<S = Record<string, unknown>> {
    */
   setCallbackObject(client: Client<S>, object: MuxHandler<S> | undefined): MuxHandler<S> | undefined {
     return this.#host.setHandler(client, object);
+  }
+
+  /**
+   * link links two handles, a client and the upstream connection it works with, say (or, with
+   * `undefined` for `b`, undoes `a`'s link): each finds the other with `linked`, in whichever worker
+   * serves them, and a migrating reload moves them in one step, or neither (both then drain where
+   * they are), so that a proxy forwarding between them never has one end in each worker. A handle
+   * has one link at most: a new one undoes the old. The link goes once either end has closed (after
+   * its muxClose), or is removed.
+   */
+  link(a: Client<S>, b: Client<S> | undefined): void {
+    this.#host.link(a, b);
+  }
+
+  /** linked is the handle `client` is linked to (see link), if it is. */
+  linked(client: Client<S>): Client<S> | undefined {
+    return this.#host.linked(client);
   }
 
   /** callbackObject is a handle's own callback object, if it has one. */

@@ -22,6 +22,7 @@ import { addDatagram } from './added-udp.js';
 import { type Client, clientControl, type PeerAddresses, type Transport } from './client.js';
 import type { ClientFlow } from './client-flow.js';
 import { handlerHooks, isHandler } from './handler.js';
+import { unlink } from './links.js';
 import { kSession, markClosed, type SessionSocket } from './session.js';
 
 /** endsOf reads a stream socket's two ends (for a unix socket, only that it is one). */
@@ -233,6 +234,7 @@ export function removeHandle<S>(
   if (ctx.adopted.size > 0) ctx.adopted.delete(client.id);
   ctx.timeouts.clear(client);
   ctx.idle.stop(session);
+  unlink(ctx, client);
   if (socket) delete (socket as Partial<SessionSocket<S>>)[kSession];
   markClosed(session);
   if (ctx.sessions.size === 0) ctx.onIdle?.();

@@ -18,6 +18,7 @@ import type { ServerContext } from '../server/context.js';
 import { allowDeny, needsLookup, reverseLookup } from './admission.js';
 import { Client, type ClientInfo, clientControl, type Transport } from './client.js';
 import { OverLimits } from './limits.js';
+import { unlink } from './links.js';
 import { LOG_WINDOW_MS, LogWindow } from './log-window.js';
 import { droppedAfterShutdown, outputEmptied } from './mux-ops.js';
 import {
@@ -367,6 +368,7 @@ export class ClientFlow<S> {
       (session.handler ?? ctx.server).muxClose?.(ctx.mux, client),
     );
     client.input.clear();
+    if (ctx.links.size > 0) unlink(ctx, client);
     markClosed(session);
     if (ctx.sessions.size === 0) ctx.onIdle?.();
   }

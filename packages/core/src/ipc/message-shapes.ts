@@ -97,6 +97,7 @@ const frozenConnection = fields({
   buffered: optional(flag),
   halfOpen: optional(flag),
   added: optional(flag),
+  link: optional(connId),
 });
 
 const released = fields({

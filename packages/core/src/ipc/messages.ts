@@ -209,6 +209,8 @@ export interface FrozenConnection {
   halfOpen?: true;
   /** A handle the server added itself (mux.add), not accepted: its id is negative. */
   added?: true;
+  /** The id of the handle it is linked to (mux.link), which moves with it, right after or before. */
+  link?: number;
   /** What muxFreeze() returned (by default the client's state). */
   state: unknown;
 }

@@ -7,6 +7,8 @@
 import net from 'node:net';
 import { type Client, type ConnectionEnd, clientControl } from '../connection/client.js';
 import type { ClientFlow } from '../connection/client-flow.js';
+import { link } from '../connection/links.js';
+import type { Session } from '../connection/session.js';
 import { HookError } from '../errors.js';
 import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
 import type { ServerContext } from '../server/context.js';
@@ -92,6 +94,7 @@ export function adoptConnection<S>(
   // worker's idle_timeout applies, counting the time it had been idle already.
   const own = frozen.idleLimitMs !== undefined;
   ctx.idle.start(session, frozen.idleLimitMs ?? ctx.idleMs, own, frozen.idleMs ?? 0);
+  if (frozen.link !== undefined) joinLinked(ctx, flow, session, frozen.link);
   flow.enqueue(session, () => {
     session.hook = 'muxThaw';
     return ctx.server.muxThaw(ctx.mux, client, frozen.state);
@@ -157,8 +160,38 @@ export function deliverToAdopted<S>(
   else if (end === 'shutdown') client.shutdown();
 }
 
+/**
+ * joinLinked links a connection taken in to the one it was linked to in the old worker: at once if
+ * that one is here already, else once it comes. Until then its hooks wait (muxThaw first), so that
+ * it never runs without its partner; at the end of the migration it goes on alone.
+ */
+function joinLinked<S>(
+  ctx: ServerContext<S>,
+  flow: ClientFlow<S>,
+  session: Session<S>,
+  partnerId: number,
+): void {
+  const { client } = session;
+  const waiting = ctx.linkWaits.get(client.id);
+  if (waiting !== undefined) {
+    ctx.linkWaits.delete(client.id);
+    link(ctx, client, waiting.client);
+    waiting.go();
+    return;
+  }
+  let go!: () => void;
+  const here = new Promise<void>((resolve) => {
+    go = resolve;
+  });
+  ctx.linkWaits.set(partnerId, { client, go });
+  flow.enqueue(session, () => here);
+}
+
 /** endAdoption, once the migration is over, releases every connection still held. */
 export function endAdoption<S>(ctx: ServerContext<S>): void {
+  // A connection whose partner never came (it stayed in the old worker) goes on alone.
+  for (const { go } of ctx.linkWaits.values()) go();
+  ctx.linkWaits.clear();
   const held = [...ctx.adopted.values()];
   ctx.adopted.clear();
   for (const client of held) clientControl.releaseOutput(client, Buffer.alloc(0));

@@ -11,6 +11,7 @@
 import type net from 'node:net';
 import { clientControl } from '../connection/client.js';
 import type { ClientFlow } from '../connection/client-flow.js';
+import { unlink } from '../connection/links.js';
 import { isSettled, markClosed, type Session, settled, waitFlushed } from '../connection/session.js';
 import { HookError } from '../errors.js';
 import { isPromiseLike } from '../hooks.js';
@@ -241,11 +242,17 @@ export class Freezer<S> {
     return this.#ctx.timeouts.changeOf(session.client);
   }
 
+  /** stay records that a connection which could move stays, with the one it is linked to, and drains. */
+  stay(session: Session<S>): void {
+    this.#moves.to(session, 'drained');
+  }
+
   /** release forgets a connection that now lives in the new worker, closing only this process's descriptor. */
   release(session: Session<S>): void {
     const { client, socket } = session;
     const ctx = this.#ctx;
     this.#moves.to(session, 'released');
+    unlink(ctx, client);
     ctx.timeouts.clear(client);
     ctx.idle.stop(session);
     ctx.clients.delete(client);

@@ -131,13 +131,47 @@ export async function migrateOut<S>(
         });
       } else send(session, frozen);
     };
+    /** Connections that went with the one they are linked to (mux.link). */
+    const paired = new Set<Session<S>>();
+    /** freezePair moves two linked connections in one step, or neither (both then drain here). */
+    const freezePair = (a: Session<S>, b: Session<S>) => {
+      paired.add(b);
+      if (!freezer.isMovable(a) || !freezer.isMovable(b)) {
+        freezer.stay(a);
+        freezer.stay(b);
+        counts.drained += 2;
+        return;
+      }
+      moving += 2;
+      void Promise.all([freezer.freeze(a), freezer.freeze(b)]).then(([fa, fb]) => {
+        if (fa && fb) {
+          fa.link = fb.id;
+          fb.link = fa.id;
+          send(a, fa);
+          send(b, fb);
+          return;
+        }
+        // One did not freeze (it is back to work here): the other goes back to work with it.
+        if (fa) freezer.unfreeze(a);
+        if (fb) freezer.unfreeze(b);
+        moving -= 2;
+        counts.drained += 2;
+        pump();
+      });
+    };
     const pump = () => {
       while (moving < window.size && (readied.length > 0 || next < sessions.length)) {
         const again = readied.length > 0;
         const session = again ? readied.shift()! : sessions[next++]!;
+        if (paired.has(session)) continue;
         // Closed before its turn: nothing to move or drain.
         if (session.client.phase === 'closed') {
           moves.to(session, 'closed');
+          continue;
+        }
+        const partner = linkedSession(ctx, session);
+        if (partner) {
+          freezePair(session, partner);
           continue;
         }
         const ready = again ? undefined : freezer.ready(session);
@@ -158,6 +192,13 @@ export async function migrateOut<S>(
   });
   counts.ms = Date.now() - began;
   return counts;
+}
+
+/** linkedSession is the session of the connection `session` is linked to, if it has one here. */
+function linkedSession<S>(ctx: ServerContext<S>, session: Session<S>): Session<S> | undefined {
+  if (ctx.links.size === 0) return undefined;
+  const other = ctx.links.get(session.client);
+  return other === undefined ? undefined : ctx.sessions.get(other);
 }
 
 /** handOver sends a frozen connection; true once the new worker has it (this copy is released). */

@@ -42,6 +42,13 @@ export class ServerContext<S> {
   readonly added = new Set<Client<S>>();
   /** Handles added so far: an added handle's id is the negative of its number. */
   addedCount = 0;
+  /** Linked handles (mux.link), each to the other (connection/links.ts). */
+  readonly links = new Map<Client<S>, Client<S>>();
+  /**
+   * While connections migrate in: a linked connection taken in before its partner, by the partner's
+   * id, with what lets it go on once the partner is here (or the migration is over).
+   */
+  readonly linkWaits = new Map<number, { client: Client<S>; go: () => void }>();
   /** Connections that migrated in, by id, for output the old worker writes to them after sending them. */
   readonly adopted = new Map<number, Client<S>>();
   /** How many connections this worker has taken in from the worker it replaced. */

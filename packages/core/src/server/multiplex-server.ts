@@ -19,6 +19,7 @@ import { ClientFlow } from '../connection/client-flow.js';
 import { IdleTimers } from '../connection/idle.js';
 import { IdleExpiry } from '../connection/idle-expiry.js';
 import type { InputBuffer } from '../connection/input.js';
+import { link, unlink as unlinkHandle } from '../connection/links.js';
 import { shutdownRead } from '../connection/mux-ops.js';
 import { listenOn, unlisten } from '../connection/runtime-listen.js';
 import { Timeouts } from '../connection/timeouts.js';
@@ -106,6 +107,8 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
       remove: (client) => removeHandle(ctx, flow, client),
       listen: (server) => listenOn(ctx, flow, server),
       unlisten: (listener) => unlisten(ctx, listener),
+      link: (a, b) => (b === undefined ? unlinkHandle(ctx, a) : link(ctx, a, b)),
+      linked: (client) => ctx.links.get(client),
       setHandler: (client, object) => setHandler(ctx, flow, client, object),
       handlerOf: (client) => handlerOf(ctx, client),
       endloop: () => {

@@ -23,12 +23,14 @@ export function nativeOrSkip(what: string): ReturnType<typeof loadUnix> {
 
 /**
  * moveAll migrates every connection of `from` into `to`; `hold` is called before the new server is
- * told it has each one (the connection is on its way meanwhile).
+ * told it has each one (the connection is on its way meanwhile), `before` before the new server
+ * takes it in.
  */
 export async function moveAll(
   from: AnyMultiplexServer,
   to: AnyMultiplexServer,
   hold: (id: number) => Promise<void> = async () => {},
+  before: (id: number) => Promise<void> = async () => {},
 ) {
   const u = loadUnix();
   if (!u) throw new Error(`moveAll needs the native module: ${unixUnavailable()}`);
@@ -48,6 +50,7 @@ export async function moveAll(
         expect(u.send(x, Buffer.from('c'), [fd])).toBe(1);
         const got = u.receive(y, buf);
         if (typeof got === 'number') throw new Error(`receive failed: ${got}`);
+        await before(frozen.id);
         workerHost(to).adoptConnection(frozen, { fd: got.fds[0]! }, true);
         await hold(frozen.id);
         return true;

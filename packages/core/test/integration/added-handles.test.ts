@@ -610,3 +610,136 @@ describe.runIf(unix)('an added socket on a migrating reload', () => {
     expect(counts).toMatchObject({ migrated: 1, drained: 1, failed: 0 });
   });
 });
+
+/** Linked is a proxy that links each client to its upstream (mux.link) and finds it with mux.linked. */
+class Linked extends MultiplexServer {
+  upstream = 0;
+  readonly events: string[] = [];
+  readonly watch = new Watch();
+  override muxConnection(mux: Mux, client: Client): void {
+    mux.link(client, mux.add(net.connect({ port: this.upstream, host: '127.0.0.1' })));
+  }
+  override muxInput(mux: Mux, client: Client, input: InputBuffer): void {
+    const last = input.bytes().lastIndexOf(0x0a);
+    if (last !== -1) mux.linked(client)?.write(input.take(last + 1)!);
+    this.events.push(`input ${client.id}`);
+    this.watch.notify();
+  }
+  override muxClose(mux: Mux, client: Client): void {
+    this.events.push(`close ${client.id}, linked to ${mux.linked(client)?.id}`);
+    this.watch.notify();
+    mux.linked(client)?.close();
+  }
+}
+
+async function startLinked(upstream: number) {
+  const started = await startServer(new Linked({ port: ['127.0.0.1:0'], log_level: 0 }));
+  started.server.upstream = upstream;
+  return started;
+}
+
+describe('mux.link', () => {
+  it('links two handles each to the other until one closes; refuses a handle linked to itself or not in the mux', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startLinked(up.port);
+    const p = await connect(port);
+    p.send('one\n');
+    await p.waitFor('up:one\n');
+    const client = [...server.mux.clients()][0]!;
+    const upstream = server.mux.linked(client)!;
+    expect(upstream.added).toBe(true);
+    expect(server.mux.linked(upstream)).toBe(client);
+    expect(() => server.mux.link(client, client)).toThrow(/cannot be linked to itself/);
+    expect(() => server.mux.link(client, { toString: () => '#9' } as Client)).toThrow(/#9 is not in the mux/);
+    // muxClose still finds the other end; after it, the link is gone.
+    p.socket.destroy();
+    await server.watch.until(
+      () => server.events.filter((e) => e.startsWith('close')).length === 2,
+      'both ends to close',
+      5000,
+      () => JSON.stringify(server.events),
+    );
+    // The client's muxClose found its upstream (and closed it); the upstream's found no link left.
+    expect(server.events.filter((e) => e.startsWith('close'))).toEqual([
+      `close 1, linked to ${upstream.id}`,
+      `close ${upstream.id}, linked to undefined`,
+    ]);
+    expect(server.mux.linked(client)).toBeUndefined();
+    expect(server.mux.linked(upstream)).toBeUndefined();
+  });
+
+  it('undoes a link with undefined, and a new link undoes the old', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const { server, port } = await startLinked(up.port);
+    await connect(port);
+    await connect(port);
+    await up.until(() => up.sockets.length === 2, 'two upstreams');
+    const [a, b] = [...server.mux.clients()];
+    const upA = server.mux.linked(a!)!;
+    server.mux.link(a!, b!);
+    expect(server.mux.linked(a!)).toBe(b);
+    expect(server.mux.linked(upA)).toBeUndefined();
+    server.mux.link(a!, undefined);
+    expect(server.mux.linked(a!)).toBeUndefined();
+    expect(server.mux.linked(b!)).toBeUndefined();
+  });
+});
+
+describe.runIf(unix)('linked handles on a migrating reload', () => {
+  it('move in one step while lines flow: every line answered, in order, over the same upstream connection', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const old = await startLinked(up.port);
+    const next = await startLinked(up.port);
+    const p = await connect(old.port);
+    let sent = 0;
+    const say = () => p.send(`line ${sent++}\n`);
+    for (let i = 0; i < 5; i++) say();
+    await p.waitFor('up:line 4\n');
+    const counts = await moveAll(
+      old.server,
+      next.server,
+      // Lines sent while the pair is on its way, after each of the two is taken in.
+      async () => {
+        for (let i = 0; i < 3; i++) say();
+      },
+      async (id) => {
+        if (id !== -1) return;
+        // The client is taken in, its upstream not yet: the client's lines reach the new server
+        // first, and wait there for the upstream. Nothing says when they arrive while its hooks
+        // wait, so this looks, a bounded number of times.
+        const moved = () => [...next.server.mux.clients()].find((c) => c.id === 1);
+        for (
+          let i = 0;
+          i < 200 && !(moved()?.input.length ?? 0) && !next.server.events.includes('input 1');
+          i++
+        )
+          await new Promise((r) => setTimeout(r, 5));
+        expect(moved()?.input.length).toBeGreaterThan(0);
+        expect(next.server.events).not.toContain('input 1');
+      },
+    );
+    expect(counts).toMatchObject({ migrated: 2, drained: 0, failed: 0 });
+    for (let i = 0; i < 3; i++) say();
+    const last = `up:line ${sent - 1}\n`;
+    await p.waitFor(last);
+    expect(p.text).toBe(Array.from({ length: sent }, (_, i) => `up:line ${i}\n`).join(''));
+    expect(up.sockets).toHaveLength(1);
+    const client = [...next.server.mux.clients()][0]!;
+    expect(next.server.mux.linked(client)?.id).toBe(-1);
+    expect(old.server.status().connections).toBe(0);
+  });
+
+  it('neither moves when one of them cannot: both drain where they are', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const old = await startLinked(up.port);
+    const next = await startLinked(up.port);
+    const p = await connect(old.port);
+    p.send('a\n');
+    await p.waitFor('up:a\n');
+    [...old.server.mux.clients()][0]!.movable = false;
+    expect(await moveAll(old.server, next.server)).toMatchObject({ migrated: 0, drained: 2, failed: 0 });
+    p.send('b\n');
+    await p.waitFor('up:b\n');
+    expect(old.server.status().connections).toBe(2);
+  });
+});
