@@ -31,7 +31,24 @@ export interface MuxHandler<S = Record<string, unknown>> {
   muxTimeout?(mux: Mux<S>, client: Client<S>): void | Promise<void>;
   muxEof?(mux: Mux<S>, client: Client<S>, input: InputBuffer): void | Promise<void>;
   muxClose?(mux: Mux<S>, client: Client<S>): void | Promise<void>;
+  /**
+   * muxFreeze, on a migrating reload, returns what moves of the handle's state (JSON-serializable),
+   * instead of the server's muxFreeze; by default `client.state`. Only an object of a class the
+   * server registers in `static callbackClasses` moves (see CallbackClass).
+   */
+  muxFreeze?(mux: Mux<S>, client: Client<S>): unknown;
+  /** muxThaw runs on the object made anew in the new worker, with what muxFreeze returned. */
+  muxThaw?(mux: Mux<S>, client: Client<S>, state: unknown): void | Promise<void>;
 }
+
+/**
+ * CallbackClass is a callback object's class as a server registers it, by name, in `static
+ * callbackClasses`: on a migrating reload the new worker makes a new object of it (with no
+ * arguments) for each handle whose object is an instance of it, and gives it what the old object's
+ * muxFreeze returned, through muxThaw. Its closures and fields do not travel; only that data does.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a callback object of any state type.
+export type CallbackClass = new () => MuxHandler<any>;
 
 /** AddableHandle is what mux.add takes: a stream socket, a UDP socket, or a child process's pipes. */
 export type AddableHandle = net.Socket | dgram.Socket | ChildProcess;

@@ -5,7 +5,7 @@
  * run for that handle (the server's is not called in its place). The interface, MuxHandler, is in
  * mux.ts.
  */
-import type { MuxHandler } from '../mux.js';
+import type { CallbackClass, MuxHandler } from '../mux.js';
 
 /** HandlerHook is a hook a callback object may take over. */
 export type HandlerHook = keyof MuxHandler;
@@ -22,4 +22,18 @@ export const handlerHooks: readonly HandlerHook[] = [
 /** isHandler tells whether a value can be a callback object (an object; its hooks are optional). */
 export function isHandler(value: unknown): value is MuxHandler<never> {
   return (typeof value === 'object' && value !== null) || typeof value === 'function';
+}
+
+/** callbackClassesOf is what a server's class registers in `static callbackClasses`. */
+export function callbackClassesOf(server: object): Readonly<Record<string, CallbackClass>> {
+  return (
+    (server.constructor as { callbackClasses?: Readonly<Record<string, CallbackClass>> }).callbackClasses ??
+    {}
+  );
+}
+
+/** callbackClassName is the name under which `object`'s class is registered, if it is. */
+export function callbackClassName(server: object, object: object): string | undefined {
+  for (const [name, cls] of Object.entries(callbackClassesOf(server))) if (object instanceof cls) return name;
+  return undefined;
 }

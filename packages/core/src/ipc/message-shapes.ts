@@ -98,6 +98,7 @@ const frozenConnection = fields({
   halfOpen: optional(flag),
   added: optional(flag),
   link: optional(connId),
+  handler: optional(text),
 });
 
 const released = fields({

@@ -211,6 +211,8 @@ export interface FrozenConnection {
   added?: true;
   /** The id of the handle it is linked to (mux.link), which moves with it, right after or before. */
   link?: number;
+  /** The registered name of its callback object's class (callbackClasses); `state` is its data. */
+  handler?: string;
   /** What muxFreeze() returned (by default the client's state). */
   state: unknown;
 }

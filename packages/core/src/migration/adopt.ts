@@ -7,10 +7,12 @@
 import net from 'node:net';
 import { type Client, type ConnectionEnd, clientControl } from '../connection/client.js';
 import type { ClientFlow } from '../connection/client-flow.js';
+import { callbackClassesOf } from '../connection/handler.js';
 import { link } from '../connection/links.js';
 import type { Session } from '../connection/session.js';
 import { HookError } from '../errors.js';
 import type { FrozenConnection, FrozenServer } from '../ipc/messages.js';
+import type { MuxHandler } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
 
 /** thawServer takes the old worker's server-level state and numbers the waiting connections. */
@@ -95,9 +97,14 @@ export function adoptConnection<S>(
   const own = frozen.idleLimitMs !== undefined;
   ctx.idle.start(session, frozen.idleLimitMs ?? ctx.idleMs, own, frozen.idleMs ?? 0);
   if (frozen.link !== undefined) joinLinked(ctx, flow, session, frozen.link);
+  const handler = frozen.handler === undefined ? undefined : handlerFor(ctx, client, frozen.handler);
+  if (handler) session.handler = handler;
   flow.enqueue(session, () => {
     session.hook = 'muxThaw';
-    return ctx.server.muxThaw(ctx.mux, client, frozen.state);
+    if (handler === undefined) return ctx.server.muxThaw(ctx.mux, client, frozen.state);
+    if (handler.muxThaw) return handler.muxThaw(ctx.mux, client, frozen.state);
+    client.state = frozen.state as S;
+    return undefined;
   });
   if (client.input.length > 0) {
     session.inputQueued = true;
@@ -158,6 +165,26 @@ export function deliverToAdopted<S>(
   if (end === 'destroy') client.destroy();
   else if (end === 'close') client.close();
   else if (end === 'shutdown') client.shutdown();
+}
+
+/**
+ * handlerFor makes anew the callback object of a connection taken in, from the class this server
+ * registers under `name`. A name it does not register (the new code dropped or renamed the class)
+ * leaves the connection with no object it can serve it with: it is logged and closed.
+ */
+function handlerFor<S>(ctx: ServerContext<S>, client: Client<S>, name: string): MuxHandler<S> | undefined {
+  const cls = callbackClassesOf(ctx.server)[name];
+  if (cls !== undefined) return new cls() as MuxHandler<S>;
+  ctx.log(
+    1,
+    `client ${client} moved in with a callback object of class "${name}", which this server does not register in callbackClasses: closing it`,
+    {
+      conn: client.id,
+      class: name,
+    },
+  );
+  client.close();
+  return undefined;
 }
 
 /**

@@ -11,6 +11,7 @@
 import type net from 'node:net';
 import { clientControl } from '../connection/client.js';
 import type { ClientFlow } from '../connection/client-flow.js';
+import { callbackClassName } from '../connection/handler.js';
 import { unlink } from '../connection/links.js';
 import { isSettled, markClosed, type Session, settled, waitFlushed } from '../connection/session.js';
 import { HookError } from '../errors.js';
@@ -66,10 +67,10 @@ export class Freezer<S> {
       typeof handleOf(session)?.readStop === 'function' &&
       client.movable &&
       client.phase === 'connected' &&
-      // An added socket still connecting has no connection to move yet; a callback object cannot
-      // travel (its closures stay here).
+      // An added socket still connecting has no connection to move yet; a callback object moves
+      // only as data, for a class the server registers (callbackClasses).
       !socket.connecting &&
-      session.handler === undefined &&
+      (session.handler === undefined || callbackClassName(this.#ctx.server, session.handler) !== undefined) &&
       !session.failed &&
       (this.#carries?.(socket) ?? true)
     );
@@ -139,9 +140,12 @@ export class Freezer<S> {
     this.#moves.to(session, 'capturing');
     if (!this.#stillFrozen(session)) return this.#unfrozen(session);
     const ctx = this.#ctx;
+    const handler = session.handler;
     let state: unknown;
     try {
-      state = ctx.server.muxFreeze(ctx.mux, client);
+      // A callback object says what of the handle moves, instead of the server; by default its state.
+      if (handler === undefined) state = ctx.server.muxFreeze(ctx.mux, client);
+      else state = handler.muxFreeze ? handler.muxFreeze(ctx.mux, client) : client.state;
     } catch (err) {
       ctx.logHookError(new HookError('muxFreeze', err), client);
       return this.#unfrozen(session);
@@ -179,6 +183,7 @@ export class Freezer<S> {
     if (clientControl.isBuffered(client)) frozen.buffered = true;
     if (client.allowHalfOpen) frozen.halfOpen = true;
     if (client.added) frozen.added = true;
+    if (session.handler) frozen.handler = callbackClassName(this.#ctx.server, session.handler);
     const timeouts = this.#ctx.timeouts;
     const timer = timeouts.get(client);
     if (timer) frozen.timeoutMs = Math.max(0, timer.at - Date.now());

@@ -39,7 +39,7 @@ import {
 } from '../migration/adopt.js';
 import { migrateOut, resumeAccepting } from '../migration/migrate-out.js';
 import { broadcastElsewhere, receiveBroadcast } from '../migration/peer-broadcast.js';
-import { Mux } from '../mux.js';
+import { type CallbackClass, Mux } from '../mux.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from '../options.js';
 import { ServerContext } from './context.js';
 import { HookRunner } from './hook-runner.js';
@@ -69,6 +69,12 @@ export abstract class MultiplexServer<S = Record<string, unknown>, C = Record<ne
 {
   /** options declares the server's own options as a zod shape; they share every source and --help. */
   static options: OptionsShape = {};
+  /**
+   * callbackClasses registers, by name, the classes of the callback objects (mux.setCallbackObject)
+   * that move with their handle on a migrating reload; a handle whose object is of no registered
+   * class stays in its worker and drains. See CallbackClass.
+   */
+  static callbackClasses: Readonly<Record<string, CallbackClass>> = {};
 
   /** args are the constructor's arguments, which win over every other configuration source. */
   readonly args: ConstructorArgs;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import {
+  type CallbackClass,
   type Client,
   type InputBuffer,
   MultiplexServer,
@@ -741,5 +742,82 @@ describe.runIf(unix)('linked handles on a migrating reload', () => {
     p.send('b\n');
     await p.waitFor('up:b\n');
     expect(old.server.status().connections).toBe(2);
+  });
+});
+
+/** UpstreamEnd is a registered callback class: it counts the lines it passed, and that count moves. */
+class UpstreamEnd implements MuxHandler {
+  passed = 0;
+  thawedWith: unknown;
+  muxInput(mux: Mux, up: Client, input: InputBuffer): void {
+    const last = input.bytes().lastIndexOf(0x0a);
+    if (last === -1) return;
+    const lines = input.take(last + 1)!;
+    this.passed += lines.toString().split('\n').length - 1;
+    mux.linked(up)?.write(lines);
+  }
+  muxFreeze(): unknown {
+    return { passed: this.passed };
+  }
+  muxThaw(_mux: Mux, _up: Client, state: unknown): void {
+    this.thawedWith = state;
+    this.passed = (state as { passed: number }).passed;
+  }
+}
+
+/** WithObjects is Linked with a callback object for each upstream, of a class it registers. */
+class WithObjects extends Linked {
+  static override callbackClasses: Readonly<Record<string, CallbackClass>> = { upstream: UpstreamEnd };
+  override muxConnection(mux: Mux, client: Client): void {
+    const up = mux.add(net.connect({ port: this.upstream, host: '127.0.0.1' }), {
+      object: new UpstreamEnd(),
+    });
+    mux.link(client, up);
+  }
+}
+
+/** Unregistering is WithObjects after new code dropped the class from callbackClasses. */
+class Unregistering extends WithObjects {
+  static override callbackClasses: Readonly<Record<string, CallbackClass>> = {};
+}
+
+describe.runIf(unix)('callback objects on a migrating reload', () => {
+  it('are made anew in the new worker from the registered class, with what muxFreeze returned', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const old = await startServer(new WithObjects({ port: ['127.0.0.1:0'], log_level: 0 }));
+    const next = await startServer(new WithObjects({ port: ['127.0.0.1:0'], log_level: 0 }));
+    old.server.upstream = up.port;
+    next.server.upstream = up.port;
+    const p = await connect(old.port);
+    p.send('a\nb\n');
+    await p.waitFor('up:b\n');
+    const before = old.server.mux.callbackObject(old.server.mux.linked([...old.server.mux.clients()][0]!)!);
+    expect(await moveAll(old.server, next.server)).toMatchObject({ migrated: 2, drained: 0, failed: 0 });
+    const client = [...next.server.mux.clients()][0]!;
+    const object = next.server.mux.callbackObject(next.server.mux.linked(client)!) as UpstreamEnd;
+    expect(object).toBeInstanceOf(UpstreamEnd);
+    expect(object).not.toBe(before);
+    expect(object.thawedWith).toEqual({ passed: 2 });
+    p.send('c\n');
+    await p.waitFor('up:c\n');
+    expect(object.passed).toBe(3);
+  });
+
+  it('closes a connection whose class the new code no longer registers, saying which', async () => {
+    const up = await Upstream.start({ port: 0, host: '127.0.0.1' });
+    const old = await startServer(new WithObjects({ port: ['127.0.0.1:0'], log_level: 0 }));
+    const next = await startServer(new Unregistering({ port: ['127.0.0.1:0'], log_level: 1 }));
+    old.server.upstream = up.port;
+    const p = await connect(old.port);
+    p.send('a\n');
+    await p.waitFor('up:a\n');
+    expect(await moveAll(old.server, next.server)).toMatchObject({ migrated: 2, failed: 0 });
+    await next.logs.waitFor(
+      (l) =>
+        String(l.msg).includes('callback object of class "upstream", which this server does not register'),
+      'the closed connection to be logged',
+    );
+    // Its client is closed with it (the server's muxClose closes what is linked).
+    await p.waitClosed();
   });
 });
