@@ -1,9 +1,11 @@
 /**
- * connection/added-registry — for a handle added with mux.add that is no stream socket (a child
- * process, a UDP socket): the object the server added, which mux.remove hands back, and how to stop
- * hearing it.
+ * connection/added-registry — what every handle added with mux.add goes through as it enters the
+ * mux (admitAdded), and, for one that is no stream socket (a child process, a UDP socket), the
+ * object the server added, which mux.remove hands back, and how to stop hearing it.
  */
-import type { Client } from './client.js';
+import type { AddOptions } from '../mux.js';
+import type { ServerContext } from '../server/context.js';
+import { type Client, clientControl } from './client.js';
 
 /** AddedExtra is what mux.remove needs of a handle that is no stream socket. */
 export interface AddedExtra {
@@ -23,4 +25,24 @@ export function remember<S>(client: Client<S>, extra: AddedExtra): void {
 /** extraOf is a handle's extra, for one that has one. */
 export function extraOf<S>(client: Client<S>): AddedExtra | undefined {
   return extras.get(client as Client<unknown>);
+}
+
+/**
+ * admitAdded makes an added handle's client one the mux serves: connected, its output open after its
+ * end of input (the server ends it), with the state and callback object the code that added it gave.
+ */
+export function admitAdded<S>(
+  ctx: ServerContext<S>,
+  client: Client<S>,
+  options: AddOptions<S>,
+  movable: boolean,
+  setObject: (client: Client<S>) => void,
+): void {
+  client.accepted = true;
+  client.allowHalfOpen = true;
+  client.movable = movable;
+  clientControl.setPhase(client, 'connected');
+  ctx.added.add(client);
+  if (options.state !== undefined) client.state = options.state;
+  if (options.object !== undefined) setObject(client);
 }

@@ -10,7 +10,7 @@ import type dgram from 'node:dgram';
 import { unmapIPv4 } from '../access.js';
 import type { AddOptions } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
-import { remember } from './added-registry.js';
+import { admitAdded, remember } from './added-registry.js';
 import { Client, clientControl, type Transport } from './client.js';
 import type { ClientFlow } from './client-flow.js';
 import { newSession } from './session.js';
@@ -124,12 +124,7 @@ export function addDatagram<S>(
       socket.off('close', onClose);
     },
   });
-  client.accepted = true;
-  client.allowHalfOpen = true;
-  client.movable = false;
-  clientControl.setPhase(client, 'connected');
-  ctx.added.add(client);
-  if (options.state !== undefined) client.state = options.state;
-  if (options.object !== undefined) setObject(client);
+  // A UDP socket does not move on a reload: it finishes in its worker.
+  admitAdded(ctx, client, options, false, setObject);
   return client;
 }

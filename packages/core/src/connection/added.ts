@@ -17,7 +17,7 @@ import { unmapIPv4 } from '../access.js';
 import { MuxHandleError } from '../errors.js';
 import type { AddableHandle, AddOptions, MuxHandler } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
-import { extraOf, remember } from './added-registry.js';
+import { admitAdded, extraOf, remember } from './added-registry.js';
 import { addDatagram } from './added-udp.js';
 import { type Client, clientControl, type PeerAddresses, type Transport } from './client.js';
 import type { ClientFlow } from './client-flow.js';
@@ -78,14 +78,9 @@ export function addSocket<S>(
     : endsOf(socket);
   const session = flow.createSession(socket, { id, ...ends, listener: '', added: true });
   const { client } = session;
-  client.accepted = true;
   // Its end of input ends nothing else: the server ends its output when it is done with it.
   socket.allowHalfOpen = true;
-  client.allowHalfOpen = true;
-  clientControl.setPhase(client, 'connected');
-  ctx.added.add(client);
-  if (options.state !== undefined) client.state = options.state;
-  if (options.object !== undefined) setHandler(ctx, flow, client, options.object);
+  admitAdded(ctx, client, options, true, (c) => setHandler(ctx, flow, c, options.object));
   if (connecting)
     socket.once('connect', () => {
       clientControl.setAddresses(client, endsOf(socket));
@@ -178,13 +173,8 @@ function addChild<S>(
       if (unread.length > 0) stdout.unshift(unread);
     },
   });
-  client.accepted = true;
-  client.allowHalfOpen = true;
-  client.movable = false;
-  clientControl.setPhase(client, 'connected');
-  ctx.added.add(client);
-  if (options.state !== undefined) client.state = options.state;
-  if (options.object !== undefined) setHandler(ctx, flow, client, options.object);
+  // A child process does not move on a reload: it finishes in its worker.
+  admitAdded(ctx, client, options, false, (c) => setHandler(ctx, flow, c, options.object));
   logAdded(ctx, client);
   return client;
 }
