@@ -6,15 +6,14 @@
  * answered, in order, and no byte is lost. Where the native module is unavailable, the supervisor
  * says so at start, and the direct run is skipped with that reason.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { LineProxy, parseUpstream } from '../src/lineproxy.js';
+import { NO_DIRECT, runNetplex, TRANSPORTS } from './supervised.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const netplex = join(here, '..', '..', 'supervisor', 'bin', 'netplex.js');
 const entry = join(here, '..', 'src', 'lineproxy.ts');
 /** Reloads while the clients stream (NETPLEX_PROXY_RELOADS), and clients opened before each one. */
 const RELOADS = Number(process.env.NETPLEX_PROXY_RELOADS ?? 3);
@@ -147,15 +146,6 @@ describe('lineproxy in one process', () => {
   });
 });
 
-let proc: ChildProcess | undefined;
-afterEach(async () => {
-  if (proc && proc.exitCode === null) {
-    const gone = new Promise((r) => proc!.once('exit', r));
-    proc.kill('SIGTERM');
-    await gone;
-  }
-});
-
 /** Streamer keeps a window of lines on their way through the proxy, each numbered, until told to stop. */
 class Streamer {
   sent = 0;
@@ -182,25 +172,14 @@ class Streamer {
   }
 }
 
-/** What the supervisor logs at start when migrations cannot go direct. */
-const NO_DIRECT =
-  /live migration goes through the supervisor \(relay\): the native unix-socket module is unavailable \(([^)]*)\)/;
-
-describe.each(['direct', 'relay'] as const)('lineproxy under the supervisor (%s)', (transport) => {
+describe.each(TRANSPORTS)('lineproxy under the supervisor (%s)', (transport) => {
   it('moves each client with its upstream through reloads while both stream: no line lost, every one in order', async (ctx) => {
     const up = await Upstream.start();
-    proc = spawn(
-      process.execPath,
-      [
-        netplex,
-        'run',
-        entry,
-        '--port=127.0.0.1:0',
-        `--upstream=127.0.0.1:${up.port}`,
-        `--migration_transport=${transport}`,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const proc = runNetplex(entry, [
+      '--port=127.0.0.1:0',
+      `--upstream=127.0.0.1:${up.port}`,
+      `--migration_transport=${transport}`,
+    ]);
     let err = '';
     const log = new Waiter();
     proc.stderr!.on('data', (d: Buffer) => {

@@ -5,31 +5,18 @@
  * them), and the reload must say it went over the one asked for. Where the native module is
  * unavailable, the supervisor says so at start, and the direct run is skipped with that reason.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { NO_DIRECT, runNetplex, TRANSPORTS, type Transport } from './supervised.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const netplex = join(here, '..', '..', 'supervisor', 'bin', 'netplex.js');
 const chat = join(here, '..', 'src', 'samplechat.ts');
 const CHAT_TIMEOUT = 4;
-/** The migration transports, as in supervisor/test/helpers/transports.ts (this package cannot import it). */
-const TRANSPORTS = ['direct', 'relay'] as const;
-type Transport = (typeof TRANSPORTS)[number];
-/** What the supervisor logs at start when migrations cannot go direct. */
-const NO_DIRECT =
-  /live migration goes through the supervisor \(relay\): the native unix-socket module is unavailable \(([^)]*)\)/;
 
 let proc: ChildProcess | undefined;
-afterEach(async () => {
-  if (proc && proc.exitCode === null) {
-    const gone = new Promise((r) => proc!.once('exit', r));
-    proc.kill('SIGTERM');
-    await gone;
-  }
-});
 
 /** Chatter is one chat client that records what it receives and when. */
 class Chatter {
@@ -67,20 +54,11 @@ class Chatter {
 }
 
 function startChat(t: Transport): Promise<{ port: number; out: () => string }> {
-  proc = spawn(
-    process.execPath,
-    [
-      netplex,
-      'run',
-      chat,
-      '--port=127.0.0.1:0',
-      `--chat_timeout=${CHAT_TIMEOUT}`,
-      `--migration_transport=${t}`,
-    ],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+  proc = runNetplex(chat, [
+    '--port=127.0.0.1:0',
+    `--chat_timeout=${CHAT_TIMEOUT}`,
+    `--migration_transport=${t}`,
+  ]);
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
