@@ -16,6 +16,7 @@ import { adoptListener, bindListener, closeListener, Listener, startAccepting } 
 import { createLogger, type LogFunction, type LogLevel, type NetplexLogger } from '../logger.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from '../options.js';
 import { pairPortSpecs, resolveBindTargets } from '../port-spec.js';
+import { syslogOptionsOf } from '../syslog.js';
 import type { ServerContext } from './context.js';
 import type { HookRunner } from './hook-runner.js';
 import type { ConstructorArgs, StartOptions } from './types.js';
@@ -128,6 +129,7 @@ export class StartFlow<S> {
     ctx.logger = createLogger({
       log_level: ctx.config.log_level,
       log_file: ctx.config.log_file,
+      syslog: syslogOptionsOf(ctx.config),
       destination: options.logDestination,
       logFunction: resolveLogFunction(server, ctx.config.log_function, sources.get('log_function')),
     });

@@ -1,7 +1,7 @@
 /**
  * Net::Server options over real sockets, in one process: udp_recv_len cuts datagrams, udp_broadcast
  * lets a udp socket send to a broadcast address, a Perl conf file full of options netplex only
- * notices starts a server that serves (each notice said once), log_file Sys::Syslog logs where no
+ * notices starts a server that serves (each notice said once), log_file Log::Log4perl logs where no
  * log_file would, log_function takes the lines, and unix_type SOCK_DGRAM fails to bind, saying why.
  */
 import dgram from 'node:dgram';
@@ -108,10 +108,7 @@ describe('a Perl conf file with options netplex only notices', () => {
   const PERL_CONF = `# a Net::Server::Multiplex conf file
 log_level          2
 ipv6_package       IO::Socket::IP
-log_file           Sys::Syslog
-syslog_ident       myserver
-syslog_logsock     unix
-syslog_facility    daemon
+log_file           Log::Log4perl
 log4perl_conf      /etc/log4perl.conf
 no_close_by_child  1
 tie_client_stdout  1
@@ -133,7 +130,6 @@ SSL_key_file       /etc/ssl/server.key
     expect(notices.map((l) => l.option)).toEqual([
       ['log_file'],
       ['ipv6_package'],
-      ['syslog_ident', 'syslog_logsock', 'syslog_facility'],
       ['log4perl_conf'],
       ['no_close_by_child'],
       ['sig_passthrough'],
@@ -147,8 +143,8 @@ SSL_key_file       /etc/ssl/server.key
     // What the notices said: no file for the log module, sig_passthrough without the supervisor's own.
     expect(server.config.log_file).toBeUndefined();
     expect(server.config.sig_passthrough).toEqual(['SIGUSR2']);
-    expect(existsSync(join(dir, 'Sys::Syslog'))).toBe(false);
-    expect(existsSync('Sys::Syslog')).toBe(false);
+    expect(existsSync(join(dir, 'Log::Log4perl'))).toBe(false);
+    expect(existsSync('Log::Log4perl')).toBe(false);
   });
 
   it('says the notices again at the next start, not at every connection', async () => {
