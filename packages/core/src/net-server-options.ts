@@ -158,7 +158,7 @@ export const netServerOptions: readonly NetServerOption[] = [
     pods: [BASE, SYSLOG],
     treatment: 'implemented',
     does:
-      'with log_file Sys::Syslog, each line is one message in the RFC 3164 form Sys::Syslog sends (<PRI>Mmm dd hh:mm:ss ident[pid]: message), ' +
+      'with log_file Sys::Syslog, each line is one message in the RFC 3164 form Sys::Syslog sends (<PRI>Mmm dd hh:mm:ss ident[pid]: message; over tcp without its NUL after the newline, which rsyslog reads as the start of the next message), ' +
       "with Net::Server's defaults (native, net_server, pid,nofatal, daemon). native and unix send to /dev/log through the native module " +
       '(without it, the lines go to stderr, with a warning); udp, tcp and inet to 127.0.0.1 port 514 (syslog_host, syslog_port and syslog_path, ' +
       'netplex extensions, say where; syslog_format rfc5424 writes RFC 5424). stream and console are refused: stream needs a STREAMS device, which ' +

@@ -7,9 +7,11 @@
  * udp and tcp alike, `<PRI>Mmm dd hh:mm:ss ident[pid]: message\n\0`: no hostname, a newline always
  * added to the '%s' format (unless `noeol`), a NUL at the end (unless `nonul`), and the time in the
  * C locale. Its `native` mechanism hands the message, newline included, to the C library's
- * syslog(3), and glibc sends the same header without the NUL. Pure functions: the sockets are in
- * syslog.ts.
- */
+ * syslog(3), and glibc sends the same header without the NUL. netplex sends the same bytes, but
+ * for one: over tcp it leaves the NUL out. A receiver splits a tcp stream at each newline (RFC 6587's
+ * non-transparent framing), so Sys::Syslog's NUL starts the next message there, and rsyslog then
+ * reads every message after the first without its priority or tag (user.notice, tag `#000<29>Mmm`).
+ * Pure functions: the sockets are in syslog.ts. */
 /** SyslogLevel is a Net::Server log level (logger.ts's LogLevel): 0 err … 4 debug. */
 export type SyslogLevel = 0 | 1 | 2 | 3 | 4;
 
@@ -153,8 +155,8 @@ function rfc5424Name(text: string, most: number): string {
 
 /**
  * formatSyslog gives the bytes of one message for one transport.
- * - rfc3164, unix/udp/tcp: Sys::Syslog's `<PRI>Mmm dd hh:mm:ss ident[pid]: message\n\0` (the NUL
- *   also ends a frame over tcp, after the newline that receivers split on);
+ * - rfc3164, unix/udp: Sys::Syslog's `<PRI>Mmm dd hh:mm:ss ident[pid]: message\n\0`;
+ * - rfc3164, tcp: the same without the NUL, which would start the next frame (see above);
  * - rfc3164, native: what glibc's syslog(3) sends for Sys::Syslog's native mechanism, the same without the NUL;
  * - rfc5424: `<PRI>1 TIME HOSTNAME APP-NAME PROCID - - message`, with RFC 6587's octet counting
  *   (`LENGTH SP` before it) over tcp, and nothing after it.
@@ -172,6 +174,6 @@ export function formatSyslog(header: SyslogHeader, kind: SyslogSocketKind, line:
   }
   const whoami = header.logopt.has('pid') ? `${header.ident}[${header.pid}]` : header.ident;
   const eol = header.logopt.has('noeol') ? '' : '\n';
-  const nul = kind === 'native' || header.logopt.has('nonul') ? '' : '\0';
+  const nul = kind === 'native' || kind === 'tcp' || header.logopt.has('nonul') ? '' : '\0';
   return Buffer.from(`<${pri}>${rfc3164Time(line.time)} ${whoami}: ${line.message}${eol}${nul}`);
 }

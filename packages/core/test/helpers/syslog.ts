@@ -121,7 +121,7 @@ export async function udpReceiver(): Promise<Receiver & { port: number }> {
 /**
  * tcpReceiver listens on 127.0.0.1, port 0. It splits each connection's bytes as RFC 6587 says: an
  * octet count when a frame starts with a digit, else at each newline (a NUL right after it, as
- * Sys::Syslog sends, stays with the message before).
+ * Sys::Syslog sends, is added to the message before).
  */
 export async function tcpReceiver(): Promise<Receiver & { port: number; connections: number }> {
   const sockets = new Set<net.Socket>();
@@ -143,12 +143,16 @@ export async function tcpReceiver(): Promise<Receiver & { port: number; connecti
           buffered = buffered.slice(start + length);
           continue;
         }
+        // A NUL right after a newline (Sys::Syslog's frames) belongs to the message before it.
+        if (buffered.startsWith('\0') && receiver.messages.length > 0) {
+          receiver.messages[receiver.messages.length - 1] += '\0';
+          buffered = buffered.slice(1);
+          continue;
+        }
         const eol = buffered.indexOf('\n');
         if (eol === -1) return;
-        const end = buffered[eol + 1] === '\0' ? eol + 2 : eol + 1;
-        if (buffered[eol + 1] === undefined) return; // the NUL may still come
-        receiver.add(Buffer.from(buffered.slice(0, end), 'latin1').toString());
-        buffered = buffered.slice(end);
+        receiver.add(Buffer.from(buffered.slice(0, eol + 1), 'latin1').toString());
+        buffered = buffered.slice(eol + 1);
       }
     });
   });

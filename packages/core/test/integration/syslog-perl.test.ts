@@ -3,7 +3,8 @@
  * syslog-server.pl, logging through Net::Server::Log::Sys::Syslog) and a netplex server, given the
  * same syslog options, log the same lines to the same receiver, made by the test, over udp, tcp
  * and a unix datagram socket. What each sends is the same, byte for byte, but for the time and the
- * pid: priority, ident, message and the "\n\0" after it.
+ * pid: priority, ident, message and the "\n\0" after it; over tcp netplex leaves out the NUL, which
+ * a receiver would take as the start of the next message (syslog-format.ts says why).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -104,7 +105,7 @@ describe.runIf(perlAvailable)('syslog side by side with Perl Net::Server', () =>
   ];
 
   it.each(transports)(
-    '%s: the same priority, ident, message and ending as Perl sends',
+    '%s: the same priority, ident and message as Perl sends, and the same bytes',
     async (logsock, make) => {
       if (logsock === 'unix' && !loadUnix())
         return void console.warn('skipped the unix comparison: no native module');
@@ -132,12 +133,15 @@ describe.runIf(perlAvailable)('syslog side by side with Perl Net::Server', () =>
       await ping(netplex.port, 'side by side');
       const theirs = await linesOf(receiver, perl.perl.pid!, 'side by side', 'Perl');
       const ours = await linesOf(receiver, process.pid, 'side by side', 'netplex');
-      expect(ours.map((m) => [m.priority, m.ident, m.message, m.end])).toEqual(
-        theirs.map((m) => [m.priority, m.ident, m.message, m.end]),
+      expect(ours.map((m) => [m.priority, m.ident, m.message])).toEqual(
+        theirs.map((m) => [m.priority, m.ident, m.message]),
       );
-      expect(ours.map(comparable)).toEqual(theirs.map(comparable));
+      expect(theirs.map((m) => m.end)).toEqual(Array(5).fill('\n\0'));
+      // Over tcp netplex leaves out the NUL, which the receiver would read as the next frame's start.
+      const nul = logsock === 'tcp' ? '' : '\0';
+      expect(ours.map(comparable)).toEqual(theirs.map((m) => comparable(m).replace(/\0$/, nul)));
       expect(ours[0]!.raw).toMatch(
-        /^<139>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d sidebyside\[\d+\]: level 0: side by side\n\0$/,
+        /^<139>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d sidebyside\[\d+\]: level 0: side by side\n\0?$/,
       );
     },
   );

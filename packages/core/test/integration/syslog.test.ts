@@ -105,7 +105,7 @@ describe('log_file Sys::Syslog', () => {
     expect(syslogWarnings()).toEqual([]);
   });
 
-  it('tcp: one connection, each message ended by a newline and a NUL, as Sys::Syslog frames them', async () => {
+  it('tcp: one connection, each message ended by a newline (RFC 6587 non-transparent framing)', async () => {
     const receiver = await tcpReceiver();
     const { port } = await startServer(
       new Echo({
@@ -121,7 +121,7 @@ describe('log_file Sys::Syslog', () => {
     await ping(port, 'hello tcp');
     // Without pid in logopt there is no [pid].
     await expectLevels(receiver, 'hello tcp', 16, 'net_server', null);
-    expect(receiver.parsed.every((m) => m.end === '\n\0')).toBe(true);
+    expect(receiver.parsed.every((m) => m.end === '\n')).toBe(true);
     expect(receiver.connections).toBe(1);
   });
 
