@@ -144,7 +144,7 @@ export const netServerOptions: readonly NetServerOption[] = [
     keys: ['port', 'host', 'ipv', 'proto'],
     pods: [BASE, PROTO],
     treatment: 'implemented',
-    does: "Net::Server::Proto's syntax; protos tcp, udp and unix (ssl and ssleay are refused, see SSL_*)",
+    does: "Net::Server::Proto's syntax; protos tcp, udp, unix and unixdgram (through the native module; ssl and ssleay are refused, see SSL_*)",
   },
   { keys: ['listen'], pods: [BASE], treatment: 'implemented', does: 'the listen backlog' },
   {
@@ -278,7 +278,7 @@ export const netServerOptions: readonly NetServerOption[] = [
     keys: ['unix_type'],
     pods: [UNIX],
     treatment: 'implemented',
-    does: "the type of unix ports that name none: SOCK_STREAM is proto unix; SOCK_DGRAM makes them unixdgram, which fails to bind (MPX_ERR_BIND): Node's net module has no unix datagram sockets",
+    does: "the type of unix ports that name none: SOCK_STREAM is proto unix; SOCK_DGRAM makes them unixdgram, bound through netplex's native module (Node's net and dgram modules have no unix datagram sockets); where the module is not built, they fail to bind (MPX_ERR_BIND) saying so",
   },
   {
     keys: sslArgs,

@@ -257,7 +257,7 @@ export const serverOptions = {
     )
     .default('SOCK_STREAM')
     .describe(
-      'socket type of unix ports that name none; SOCK_DGRAM makes them unixdgram, which Node cannot bind',
+      'socket type of unix ports that name none; SOCK_DGRAM makes them unixdgram (bound through the native module)',
     ),
   udp_recv_len: integer(0)
     .optional()

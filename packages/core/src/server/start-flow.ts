@@ -17,6 +17,7 @@ import { createLogger, type LogFunction, type LogLevel, type NetplexLogger } fro
 import { type OptionsShape, type ServerConfig, serverOptions } from '../options.js';
 import { pairPortSpecs, resolveBindTargets } from '../port-spec.js';
 import { syslogOptionsOf } from '../syslog.js';
+import { onUnixDatagram } from '../unix-datagram.js';
 import type { ServerContext } from './context.js';
 import type { HookRunner } from './hook-runner.js';
 import type { ConstructorArgs, StartOptions } from './types.js';
@@ -162,6 +163,7 @@ export class StartFlow<S> {
         backlog: ctx.config.listen,
         onConnection: (s) => flow.onConnection(s, listener),
         onDatagram: (msg, rinfo) => onDatagram(ctx, msg, rinfo, listener),
+        onUnixDatagram: (msg, from) => onUnixDatagram(ctx, msg, from, listener),
         // Under the supervisor, udp ports are the worker's own; a new worker shares them with the old.
         reuseAddr: handles !== undefined,
         broadcast: ctx.config.udp_broadcast,
