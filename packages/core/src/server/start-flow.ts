@@ -247,6 +247,9 @@ export class StartFlow<S> {
     ctx.log(2, 'Server closing!');
     ctx.state = 'closed';
     ctx.logger?.flush();
+    // In one process, the server owns its logger: once closed it keeps no log_file open and no
+    // syslog socket or reconnect timer. A worker logs on (a failed shutdown, a migration) until it exits.
+    if (process.env[workerEnv] !== '1') ctx.logger?.close();
     this.#resolveDone();
   }
 

@@ -5,7 +5,10 @@
  * (a closed port, a missing path) costs one warning on stderr, while the server starts and serves.
  */
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadUnix } from '@netplex/unix';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { type Client, type InputBuffer, MultiplexServer, type Mux } from '../../src/index.js';
@@ -205,6 +208,49 @@ describe('log_file Sys::Syslog', () => {
       await expectLevels(receiver, `hello ${logsock}`, 23, 'net_server');
       expect(receiver.parsed.every((m) => m.end === end)).toBe(true);
     });
+  });
+});
+
+describe.skipIf(!loadUnix())('a stream socket at syslog_path', () => {
+  it('gets a stream connection, each message ended by a NUL, as glibc and Sys::Syslog fall back to', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netplex-syslog-stream-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'log');
+    let received = '';
+    const sockets = new Set<net.Socket>();
+    const daemon = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', (d: Buffer) => {
+        received += d.toString();
+      });
+    });
+    onTestFinished(() => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => daemon.close(() => resolve()));
+    });
+    await new Promise<void>((resolve) => daemon.listen(path, resolve));
+    const { port, server } = await startServer(
+      new Echo({ port: ['127.0.0.1:0'], log_level: 4, log_file: 'Sys::Syslog', syslog_path: path }),
+    );
+    await ping(port, 'over a stream');
+    await withTimeout(
+      (async () => {
+        while (!received.includes('level 4: over a stream')) await new Promise((r) => setTimeout(r, 5));
+      })(),
+      'the lines over the stream',
+    );
+    const frames = received.split('\0').filter((f) => f !== '');
+    expect(frames.find((f) => f.includes('level 0: over a stream'))).toMatch(
+      new RegExp(
+        `^<27>[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d net_server\\[${process.pid}\\]: level 0: over a stream\n$`,
+      ),
+    );
+    expect(sockets.size).toBe(1);
+    // A closed server closes its syslog connection too: the daemon sees it end.
+    const ended = new Promise<void>((resolve) => [...sockets][0]!.once('end', resolve));
+    await server.close();
+    await withTimeout(ended, 'the syslog connection to end');
+    expect(syslogWarnings()).toEqual([]);
   });
 });
 
