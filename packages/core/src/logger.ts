@@ -5,7 +5,8 @@
  * levels 0..N. pino has no syslog "notice", so netplex adds it as a custom level between info and
  * warn. Lines are JSON (one per line) on stderr, in `log_file`, in a caller's stream (the
  * supervisor passes a pino-pretty stream for `netplex dev`) or, with `logFunction`, handed to the
- * user's function as Net::Server's `log_function` is.
+ * user's function as Net::Server's `log_function` is. `log_file Sys::Syslog` makes each line one
+ * syslog message instead (syslog.ts).
  */
 import { hostname } from 'node:os';
 import pino, { type DestinationStream, type Logger } from 'pino';

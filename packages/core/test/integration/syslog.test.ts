@@ -187,6 +187,23 @@ describe('log_file Sys::Syslog', () => {
     );
   });
 
+  it('perror: each message is also printed on stderr as ident[pid]: message', async () => {
+    const receiver = await udpReceiver();
+    const { port } = await startServer(
+      new Echo({
+        port: ['127.0.0.1:0'],
+        log_level: 0,
+        log_file: 'Sys::Syslog',
+        syslog_logsock: 'udp',
+        syslog_port: receiver.port,
+        syslog_logopt: 'pid|perror',
+      }),
+    );
+    await ping(port, 'to both');
+    await receiver.waitFor((m) => m.message === 'level 0: to both', 'the level 0 line');
+    expect(stderr).toContain(`net_server[${process.pid}]: level 0: to both\n`);
+  });
+
   describe.skipIf(!loadUnix())('unix and native, through the native module', () => {
     it.each([
       ['unix', '\n\0'],
