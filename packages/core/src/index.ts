@@ -38,3 +38,17 @@ export * from './port-spec.js';
 export { type AnyMultiplexServer, MultiplexServer, type ServerOptionsOf } from './server/multiplex-server.js';
 export type { ConstructorArgs, ServerState, StartOptions } from './server/types.js';
 export * from './suggest.js';
+export {
+  isSyslogLogFile,
+  SYSLOG_LOG_FILE,
+  type SyslogOptions,
+  syslogOptionsOf,
+} from './syslog.js';
+export {
+  formatSyslog,
+  type SyslogFacility,
+  type SyslogFormat,
+  type SyslogSocket,
+  syslogFacilities,
+  syslogSockets,
+} from './syslog-format.js';

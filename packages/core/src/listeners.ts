@@ -3,8 +3,10 @@
  * supervisor, which bound them first and passes their handles over IPC.
  */
 import dgram from 'node:dgram';
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { constants } from 'node:os';
+import { loadUnix, READABLE, type UnixSockets, unixUnavailable, type Watcher } from '@netplex/unix';
 import { BindError } from './errors.js';
 import { type BindTarget, formatBindTarget } from './port-spec.js';
 
@@ -24,6 +26,8 @@ export class Listener {
   server: net.Server | undefined;
   /** @internal the datagram socket, for udp. */
   socket: dgram.Socket | undefined;
+  /** @internal the unix datagram socket, for unixdgram (bound through the native module). */
+  datagram: UnixDatagramSocket | undefined;
   /**
    * @internal A handle the supervisor passed that this listener will accept on once the loop starts
    * (see adoptListener's `defer`); until then the address is read from the handle itself.
@@ -48,7 +52,9 @@ export class Listener {
       return { proto: 'udp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
     }
     if ('path' in this.target)
-      return this.server || this.pending ? { proto: 'unix', path: this.target.path } : undefined;
+      return this.server || this.pending || this.datagram
+        ? { proto: 'unix', path: this.target.path }
+        : undefined;
     const a = this.server ? this.server.address() : handleAddress(this.pending);
     if (!a || typeof a === 'string') return undefined;
     return { proto: 'tcp', address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 };
@@ -89,6 +95,8 @@ export async function bindListener(
     backlog: number;
     onConnection: (socket: net.Socket) => void;
     onDatagram: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+    /** Takes each datagram of a unixdgram port, with its sender's path (undefined for an unbound sender). */
+    onUnixDatagram?: (msg: Buffer, from: string | undefined) => void;
     /** Share a udp port with the worker being replaced (a reload), which still holds it. */
     reuseAddr?: boolean;
     /** Let a udp socket send to broadcast addresses (SO_BROADCAST, Net::Server's udp_broadcast). */
@@ -114,8 +122,11 @@ export async function bindListener(
     listener.updateLabel();
     return;
   }
-  if (t.proto === 'unixdgram')
-    throw new BindError(listener.label, 'unixdgram sockets are not supported on Node');
+  if (t.proto === 'unixdgram') {
+    // The label stays the target's (PATH|unixdgram): the address, { proto: 'unix', path }, would lose the type.
+    bindUnixDatagram(listener, t.path, opts.onUnixDatagram ?? (() => {}));
+    return;
+  }
   const server = createStreamServer(opts.onConnection);
   if ('path' in t) {
     await removeStaleUnixSocket(t.path, listener.label);
@@ -200,10 +211,12 @@ function handleAddress(handle: unknown): net.AddressInfo | undefined {
 
 /** closeListener stops accepting; live connections are not touched. */
 export async function closeListener(listener: Listener): Promise<void> {
-  const { server, socket } = listener;
+  const { server, socket, datagram } = listener;
   listener.server = undefined;
   listener.socket = undefined;
+  listener.datagram = undefined;
   listener.pending = undefined;
+  if (datagram) closeUnixDatagram(datagram);
   if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   // server.close() stops accepting at once; its callback would wait for every connection to end,
   // which is the caller's business (drain or close), so it is not awaited.
@@ -259,4 +272,73 @@ export async function removeStaleUnixSocket(path: string, label: string): Promis
   });
   if (live) throw new BindError(label, `a running server is listening on ${path}`);
   unlinkSync(path);
+}
+
+/** UnixDatagramSocket is a bound unixdgram listener's socket. */
+export interface UnixDatagramSocket {
+  readonly unix: UnixSockets;
+  readonly fd: number;
+  readonly path: string;
+  readonly watcher: Watcher;
+  /** The inode bound at `path`, so that a close unlinks only its own (not a newer worker's). */
+  readonly ino: number;
+}
+
+/** The largest datagram read whole: a unix datagram is at most the sender's SO_SNDBUF (212992 by default on Linux). */
+const RECEIVE_BUFFER = 256 * 1024;
+/** Datagrams read per readiness callback, so that a flood on one socket does not starve the loop. */
+const READ_BATCH = 64;
+
+/** errnoName names a negative errno from the native module (EADDRINUSE, …). */
+export function errnoName(result: number): string {
+  return Object.entries(constants.errno).find(([, n]) => n === -result)?.[0] ?? `errno ${-result}`;
+}
+
+/**
+ * bindUnixDatagram binds a unixdgram listener and calls `onDatagram` with each datagram and its
+ * sender's path (undefined for an unbound sender). A file left at the path is removed first, as
+ * Net::Server::Proto::UNIXDGRAM does; one that is not a socket is a BindError.
+ */
+export function bindUnixDatagram(
+  listener: Listener,
+  path: string,
+  onDatagram: (msg: Buffer, from: string | undefined) => void,
+): void {
+  const unix = loadUnix();
+  if (unix === undefined)
+    throw new BindError(
+      listener.label,
+      `unixdgram sockets need netplex's native module (Node's net and dgram modules have none), which is not available: ${unixUnavailable()}`,
+    );
+  if (existsSync(path)) {
+    if (!lstatSync(path).isSocket())
+      throw new BindError(listener.label, `${path} exists and is not a socket`);
+    // A datagram socket tells no one whether a process still reads it; Net::Server unlinks it too.
+    // Under the supervisor this is how a new worker takes the path over from the one it replaces.
+    unlinkSync(path);
+  }
+  const fd = unix.bindDatagram(path);
+  if (fd < 0) throw new BindError(listener.label, `bind ${path}: ${errnoName(fd)}`);
+  const buffer = Buffer.alloc(RECEIVE_BUFFER);
+  const watcher = unix.watch(fd, READABLE, (events) => {
+    if (events < 0) return;
+    for (let i = 0; i < READ_BATCH; i++) {
+      const got = unix.receive(fd, buffer);
+      if (typeof got === 'number') return;
+      onDatagram(Buffer.from(buffer.subarray(0, got.bytes)), got.from);
+    }
+  });
+  // The socket file's inode (an fstat of the descriptor would give the socket's, not the file's).
+  listener.datagram = { unix, fd, path, watcher, ino: statSync(path).ino };
+}
+
+/** closeUnixDatagram stops reading, closes the socket and unlinks the path if it is still this socket's. */
+export function closeUnixDatagram(socket: UnixDatagramSocket): void {
+  socket.watcher.close();
+  socket.unix.close(socket.fd);
+  try {
+    if (statSync(socket.path).ino === socket.ino) unlinkSync(socket.path);
+  } catch {
+    // Gone already, or replaced by another server's socket: nothing of this one's to remove.
+  }
 }

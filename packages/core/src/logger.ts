@@ -5,11 +5,13 @@
  * levels 0..N. pino has no syslog "notice", so netplex adds it as a custom level between info and
  * warn. Lines are JSON (one per line) on stderr, in `log_file`, in a caller's stream (the
  * supervisor passes a pino-pretty stream for `netplex dev`) or, with `logFunction`, handed to the
- * user's function as Net::Server's `log_function` is.
+ * user's function as Net::Server's `log_function` is. `log_file Sys::Syslog` makes each line one
+ * syslog message instead (syslog.ts).
  */
 import { hostname } from 'node:os';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { LogFileError } from './errors.js';
+import { createSyslogTarget, isSyslogLogFile, type SyslogOptions } from './syslog.js';
 
 /**
  * logLevels maps each Net::Server log level to its syslog name (Net::Server's documentation), its
@@ -64,8 +66,13 @@ export type LogFunction = (level: LogLevel, message: string, record: Record<stri
 export interface CreateLoggerOptions {
   /** Writes levels 0..log_level (Net::Server's `log_level`); 0..4, default 2 in the option schema. */
   log_level: number;
-  /** File the lines are appended to, created when missing; its directory must exist. Default: stderr. */
+  /**
+   * File the lines are appended to, created when missing; its directory must exist. `Sys::Syslog`
+   * sends them to syslog instead, as `syslog` says. Default: stderr.
+   */
   log_file?: string | undefined;
+  /** With log_file Sys::Syslog: the syslog_* options (syslogOptionsOf). Default: Net::Server's. */
+  syslog?: SyslogOptions | undefined;
   /** pino's `name` field on every line. Default: none. */
   name?: string | undefined;
   /**
@@ -114,12 +121,18 @@ interface Target {
  */
 export function createLogger(opts: CreateLoggerOptions): NetplexLogger {
   const level = levelName(opts.log_level);
-  const file = opts.logFunction === undefined ? opts.log_file : undefined;
+  const toSyslog = opts.logFunction === undefined && isSyslogLogFile(opts.log_file);
+  const file = opts.logFunction === undefined && !toSyslog ? opts.log_file : undefined;
   const fileStream = file === undefined ? undefined : openLogFile(file);
+  const syslog = toSyslog
+    ? createSyslogTarget(opts.syslog ?? netServerSyslog, (line) => process.stderr.write(`${line}\n`))
+    : undefined;
   const target: Target =
     opts.logFunction !== undefined
       ? logFunctionTarget(opts.logFunction)
-      : (fileStream ?? opts.destination ?? stderrStream());
+      : syslog !== undefined
+        ? syslogLineTarget(syslog)
+        : (fileStream ?? (toSyslog ? undefined : opts.destination) ?? stderrStream());
   let closed = false;
 
   // pino writes to this indirection, never to the target itself, so that child loggers created
@@ -197,6 +210,7 @@ export function createLogger(opts: CreateLoggerOptions): NetplexLogger {
       flushTarget(target);
       closed = true;
       fileStream?.end();
+      syslog?.close();
     },
   };
 }
@@ -256,6 +270,30 @@ function logFunctionTarget(fn: LogFunction): Target {
       // An exception propagates to the caller of log(), as Net::Server's default
       // handle_log_error dies with it.
       fn(levelFromPino(Number(record.level)), message, record);
+    },
+  };
+}
+
+/** Net::Server's syslog defaults, for a logger made with log_file Sys::Syslog and no syslog options. */
+const netServerSyslog: SyslogOptions = {
+  logsock: 'native',
+  ident: 'net_server',
+  logopt: 'pid,nofatal',
+  facility: 'daemon',
+  format: 'rfc3164',
+  host: '127.0.0.1',
+  port: 514,
+  path: '/dev/log',
+};
+
+/** syslogLineTarget sends each JSON line pino built as one syslog message: its level, message and time. */
+function syslogLineTarget(syslog: NonNullable<ReturnType<typeof createSyslogTarget>>): Target {
+  return {
+    write(line: string): void {
+      const record = JSON.parse(line) as Record<string, unknown>;
+      const message = typeof record.msg === 'string' ? record.msg : '';
+      const time = typeof record.time === 'number' ? record.time : Date.now();
+      syslog.send(levelFromPino(Number(record.level)), message, time);
     },
   };
 }

@@ -123,14 +123,14 @@ export const netServerOptions: readonly NetServerOption[] = [
     pods: [BASE, SYSLOG, LOG4PERL],
     treatment: 'implemented',
     does:
-      'a file the lines are appended to. A Perl module name (Sys::Syslog, Log::Log4perl) is no file: ' +
-      'netplex cannot load Perl modules, logs to stderr instead (under systemd the journal takes it), ' +
-      'and says so in a notice',
+      'a file the lines are appended to. Sys::Syslog sends them to syslog as Net::Server::Log::Sys::Syslog does (see syslog_*). ' +
+      'Another Perl module name (Log::Log4perl) is no file: netplex cannot load Perl modules, logs to stderr instead ' +
+      '(under systemd the journal takes it), and says so in a notice',
     adjust: (value) =>
-      typeof value === 'string' && isPerlModuleName(value)
+      typeof value === 'string' && isPerlModuleName(value) && value !== 'Sys::Syslog'
         ? {
             value: undefined,
-            notice: `log_file ${value} names a Perl logging module, which netplex cannot load: logging to stderr instead (under systemd the journal takes it; log_function or writeToLogHook take every line)`,
+            notice: `log_file ${value} names a Perl logging module, which netplex cannot load: logging to stderr instead (under systemd the journal takes it; log_file Sys::Syslog, log_function or writeToLogHook take every line)`,
           }
         : undefined,
   },
@@ -144,7 +144,7 @@ export const netServerOptions: readonly NetServerOption[] = [
     keys: ['port', 'host', 'ipv', 'proto'],
     pods: [BASE, PROTO],
     treatment: 'implemented',
-    does: "Net::Server::Proto's syntax; protos tcp, udp and unix (ssl and ssleay are refused, see SSL_*)",
+    does: "Net::Server::Proto's syntax; protos tcp, udp, unix and unixdgram (through the native module; ssl and ssleay are refused, see SSL_*)",
   },
   { keys: ['listen'], pods: [BASE], treatment: 'implemented', does: 'the listen backlog' },
   {
@@ -155,10 +155,14 @@ export const netServerOptions: readonly NetServerOption[] = [
   },
   {
     keys: ['syslog_logsock', 'syslog_ident', 'syslog_logopt', 'syslog_facility'],
-    prefix: 'syslog_',
     pods: [BASE, SYSLOG],
-    treatment: 'notice',
-    does: 'ignored: netplex does not write to syslog; its lines go to log_file, stderr (which the journal takes under systemd), log_function or writeToLogHook',
+    treatment: 'implemented',
+    does:
+      'with log_file Sys::Syslog, each line is one message in the RFC 3164 form Sys::Syslog sends (<PRI>Mmm dd hh:mm:ss ident[pid]: message; over tcp without its NUL after the newline, which rsyslog reads as the start of the next message), ' +
+      "with Net::Server's defaults (native, net_server, pid,nofatal, daemon). native and unix send to /dev/log through the native module " +
+      '(without it, the lines go to stderr, with a warning); udp, tcp and inet to 127.0.0.1 port 514 (syslog_host, syslog_port and syslog_path, ' +
+      'netplex extensions, say where; syslog_format rfc5424 writes RFC 5424). stream and console are refused: stream needs a STREAMS device, which ' +
+      'Linux lacks (Sys::Syslog fails there too); console writes from a forked child, and Node cannot fork(2). A daemon that is down costs one warning on stderr, not the server',
   },
   {
     keys: ['log4perl_conf', 'log4perl_poll', 'log4perl_logger'],
@@ -274,7 +278,7 @@ export const netServerOptions: readonly NetServerOption[] = [
     keys: ['unix_type'],
     pods: [UNIX],
     treatment: 'implemented',
-    does: "the type of unix ports that name none: SOCK_STREAM is proto unix; SOCK_DGRAM makes them unixdgram, which fails to bind (MPX_ERR_BIND): Node's net module has no unix datagram sockets",
+    does: "the type of unix ports that name none: SOCK_STREAM is proto unix; SOCK_DGRAM makes them unixdgram, bound through netplex's native module (Node's net and dgram modules have no unix datagram sockets); where the module is not built, they fail to bind (MPX_ERR_BIND) saying so",
   },
   {
     keys: sslArgs,

@@ -13,6 +13,15 @@ import { BlockList, isIP } from 'node:net';
 import { constants } from 'node:os';
 import * as z from 'zod';
 import type { LogFunction } from './logger.js';
+import {
+  parseFacility,
+  type SyslogSocket,
+  splitLogopt,
+  syslogFacilities,
+  syslogLogoptWords,
+  syslogRefusals,
+  syslogSockets,
+} from './syslog-format.js';
 
 /** flag parses Net::Server-style booleans: 1/0, true/false, yes/no, on/off. */
 export const flag = () =>
@@ -140,7 +149,7 @@ export const serverOptions = {
     .min(1)
     .optional()
     .describe(
-      'file to append log lines to (stderr when unset, or when it names a Perl module such as Sys::Syslog)',
+      'file to append log lines to; Sys::Syslog sends them to syslog (see syslog_*); stderr when unset, or when it names another Perl module',
     ),
   log_function: z
     .union([
@@ -154,6 +163,76 @@ export const serverOptions = {
       'function (in code) or name of a server method that takes every log line of the server instead of log_file or stderr',
     )
     .meta({ type: 'function|method name' }),
+  syslog_logsock: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.trim().toLowerCase() || 'native' : v),
+      z.string().superRefine((s, ctx) => {
+        if (!(syslogSockets as readonly string[]).includes(s))
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              s === 'stream' || s === 'console'
+                ? `native, unix, inet, udp or tcp (${s}: ${syslogRefusals[s]})`
+                : 'native, unix, inet, udp or tcp',
+          });
+      }),
+    )
+    .transform((s) => s as SyslogSocket)
+    .default('native')
+    .describe(
+      'with log_file Sys::Syslog: native or unix (a datagram to syslog_path), udp or tcp (to syslog_host:syslog_port), inet (tcp, else udp)',
+    )
+    .meta({ type: 'native|unix|inet|udp|tcp' }),
+  syslog_ident: z
+    .string()
+    .regex(/^[ -~]+$/, { message: 'printable ASCII text' })
+    .default('net_server')
+    .describe('with log_file Sys::Syslog: the name each message is tagged with'),
+  syslog_logopt: z
+    .string()
+    .superRefine((s, ctx) => {
+      const bad = splitLogopt(s).filter((w) => !(syslogLogoptWords as readonly string[]).includes(w));
+      if (bad.length > 0)
+        ctx.addIssue({
+          code: 'custom',
+          message: `words of ${syslogLogoptWords.join(', ')} (${bad.join(', ')} is none of them)`,
+        });
+    })
+    .default('pid,nofatal')
+    .describe(
+      'with log_file Sys::Syslog: pid tags messages ident[pid]; noeol, nonul and perror as in Sys::Syslog',
+    )
+    .meta({ type: 'words' }),
+  syslog_facility: z
+    .string()
+    .refine((s) => parseFacility(s) !== undefined, {
+      message: `a facility: ${Object.keys(syslogFacilities).join(', ')}`,
+    })
+    .transform((s) => parseFacility(s)!)
+    .default('daemon')
+    .describe('with log_file Sys::Syslog: the facility of every message (daemon, user, local0 … local7 …)')
+    .meta({ type: 'facility' }),
+  syslog_format: z
+    .enum(['rfc3164', 'rfc5424'])
+    .default('rfc3164')
+    .describe(
+      "netplex extension: rfc3164 is Sys::Syslog's format, byte for byte; rfc5424 has a full time, the hostname and, over tcp, octet counting",
+    ),
+  syslog_host: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe(
+      'netplex extension: where syslog_logsock udp, tcp and inet send (Sys::Syslog: the loopback address)',
+    ),
+  syslog_port: integer(1, 65535)
+    .default(514)
+    .describe('netplex extension: the port syslog_logsock udp, tcp and inet send to'),
+  syslog_path: z
+    .string()
+    .min(1)
+    .default('/dev/log')
+    .describe('netplex extension: the socket syslog_logsock native and unix send to'),
   port: z
     .array(z.union([z.string().min(1), z.number().int().min(0).max(65535), portObjectSchema]))
     .default([20203])
@@ -178,7 +257,7 @@ export const serverOptions = {
     )
     .default('SOCK_STREAM')
     .describe(
-      'socket type of unix ports that name none; SOCK_DGRAM makes them unixdgram, which Node cannot bind',
+      'socket type of unix ports that name none; SOCK_DGRAM makes them unixdgram (bound through the native module)',
     ),
   udp_recv_len: integer(0)
     .optional()

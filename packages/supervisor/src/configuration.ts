@@ -5,12 +5,14 @@
 import {
   type AnyMultiplexServer,
   type ConfigNotice,
+  createLogger,
   loadConfig,
   type MultiplexServer,
   type NetplexLogger,
   type OptionsShape,
   type ServerConfig,
   serverOptions,
+  syslogOptionsOf,
 } from '@netplex/core';
 import { transportNote } from './migration-relay.js';
 
@@ -52,6 +54,23 @@ export function loadServerConfiguration(
 const noticesOf = new WeakMap<object, readonly ConfigNotice[]>();
 /** The notices each logger has logged, so that none is said twice in one supervisor's run. */
 const logged = new WeakMap<NetplexLogger, Set<string>>();
+
+/**
+ * createSupervisorLogger is the supervisor's root logger: where log_file says (syslog too, as
+ * Net::Server logs everything there), else `destination` or stderr; its lines carry role supervisor.
+ */
+export function createSupervisorLogger(
+  config: Readonly<ServerConfig>,
+  destination: NodeJS.WritableStream | undefined,
+): NetplexLogger {
+  return createLogger({
+    log_level: config.log_level,
+    log_file: config.log_file,
+    syslog: syslogOptionsOf(config),
+    destination,
+    bindings: { role: 'supervisor' },
+  });
+}
 
 /**
  * logNotices logs what `config` asks of netplex that it does otherwise, each line that `logger` has

@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { openSync, realpathSync, unlinkSync } from 'node:fs';
-import { type AnyMultiplexServer, isConfigurationError } from '@netplex/core';
+import { type AnyMultiplexServer, isConfigurationError, isSyslogLogFile } from '@netplex/core';
 import {
   commandKey,
   type DaemonMessage,
@@ -74,7 +74,8 @@ export async function supervise(
     return await fail(err);
   }
   if ((config.background || config.setsid) && process.env[daemonEnv] !== '1') {
-    await daemonize(config.log_file);
+    // log_file Sys::Syslog is no file: the daemon's own output then goes nowhere, as with no log_file.
+    await daemonize(isSyslogLogFile(config.log_file) ? undefined : config.log_file);
   }
 
   const onSignal: Record<string, () => void> = {

@@ -10,7 +10,6 @@
  */
 import {
   type BindTarget,
-  createLogger,
   type MigrationCounts,
   type NetplexLogger,
   pairPortSpecs,
@@ -20,7 +19,7 @@ import {
 import type { ListenAddress } from '@netplex/core/internal';
 import { BadMessages } from './bad-messages.js';
 import { BroadcastRelay } from './broadcast-relay.js';
-import { confTextOf, loadServerConfiguration, logNotices } from './configuration.js';
+import { confTextOf, createSupervisorLogger, loadServerConfiguration, logNotices } from './configuration.js';
 import { STOP_KILL_AFTER_MS } from './defaults.js';
 import { Draining } from './draining.js';
 import { realEnv, type SupervisorEnv } from './env.js';
@@ -174,12 +173,7 @@ export class Supervisor {
   async start(): Promise<void> {
     let first: WorkerProcess | undefined;
     this.config = this.loadConfiguration();
-    this.logger = createLogger({
-      log_level: this.config.log_level,
-      log_file: this.config.log_file,
-      destination: this.#opts.logDestination,
-      bindings: { role: 'supervisor' },
-    });
+    this.logger = createSupervisorLogger(this.config, this.#opts.logDestination);
     logNotices(this.config, this.logger);
     try {
       if (this.config.pid_file) {

@@ -30,9 +30,14 @@ export interface UnixSockets {
    * recvmsg(MSG_DONTWAIT|MSG_CMSG_CLOEXEC) of one record into `buffer`, with room for MAX_FDS
    * descriptors. Returns -errno (-EAGAIN when nothing waits) or `{ bytes, fds, flags }`, where
    * flags holds the MSG_TRUNC / MSG_CTRUNC bits the kernel set (with MSG_CTRUNC, fds holds the
-   * descriptors that did arrive). bytes 0 with no fds means the peer closed (EOF).
+   * descriptors that did arrive). bytes 0 with no fds means the peer closed (EOF). On a datagram
+   * socket, `from` is the sender's path ('@name' for an abstract one); it is absent when the sender
+   * is unbound, and on a connected pair.
    */
-  receive(fd: number, buffer: Uint8Array): { bytes: number; fds: number[]; flags: number } | number;
+  receive(
+    fd: number,
+    buffer: Uint8Array,
+  ): { bytes: number; fds: number[]; flags: number; from?: string } | number;
   /** sendto of one datagram to a unix path or an abstract name ('@' or '\0' first). Bytes or -errno. */
   sendTo(fd: number, path: string, data: Uint8Array): number;
   /** close(2); 0 or -errno. */

@@ -247,8 +247,14 @@ static napi_value receive_record(napi_env env, napi_callback_info info) {
   if (!get_uint(env, argv[0], "fd must be a non-negative integer", &fd)) return NULL;
   if (!get_bytes(env, argv[1], "buffer must be a Uint8Array", &data, &length)) return NULL;
   struct iovec iov = {.iov_base = data, .iov_len = length};
-  struct msghdr message = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof(control)};
+  struct sockaddr_un sender;
+  memset(&sender, 0, sizeof(sender));
+  struct msghdr message = {.msg_name = &sender,
+                           .msg_namelen = sizeof(sender),
+                           .msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = control.buffer,
+                           .msg_controllen = sizeof(control)};
   ssize_t received;
   do {
     received = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -276,6 +282,27 @@ static napi_value receive_record(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, result, "fds", fd_list));
   CHECK(napi_set_named_property(env, result, "flags",
                                 make_int(env, message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))));
+  /* The sender's address, for a datagram socket: its path, '@' and the name for an abstract one.
+   * An unbound sender (and a connected stream or seqpacket peer) has none, and `from` is absent. */
+  size_t offset = offsetof(struct sockaddr_un, sun_path);
+  if (message.msg_namelen > offset && sender.sun_family == AF_UNIX) {
+    size_t name_length = message.msg_namelen - offset;
+    if (name_length > sizeof(sender.sun_path)) name_length = sizeof(sender.sun_path);
+    napi_value from;
+    if (sender.sun_path[0] == '\0') {
+      char name[sizeof(sender.sun_path) + 1];
+      name[0] = '@';
+      memcpy(name + 1, sender.sun_path + 1, name_length - 1);
+      CHECK(napi_create_string_utf8(env, name, name_length, &from));
+      CHECK(napi_set_named_property(env, result, "from", from));
+    } else {
+      size_t path_length = strnlen(sender.sun_path, name_length);
+      if (path_length > 0) {
+        CHECK(napi_create_string_utf8(env, sender.sun_path, path_length, &from));
+        CHECK(napi_set_named_property(env, result, "from", from));
+      }
+    }
+  }
   return result;
 }
 

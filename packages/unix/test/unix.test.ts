@@ -37,6 +37,7 @@ function received(result: ReturnType<UnixSockets['receive']>): {
   bytes: number;
   fds: number[];
   flags: number;
+  from?: string;
 } {
   if (typeof result === 'number') throw new Error(`receive failed: ${result}`);
   opened.push(...result.fds);
@@ -336,6 +337,40 @@ describe.skipIf(!unix)('native module', () => {
       expect(u.bindDatagram(`\0${name}`)).toBe(-osConstants.errno.EADDRINUSE);
       expect(u.sendTo(sender, join(dir, 'missing.sock'), Buffer.from('x'))).toBe(-osConstants.errno.ENOENT);
       expect(u.sendTo(sender, `/${'x'.repeat(200)}`, Buffer.from('x'))).toBe(-osConstants.errno.ENAMETOOLONG);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('receive() on a datagram socket says who sent it: a path, an abstract name, or none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netplex-unix-'));
+    try {
+      const receiver = u.bindDatagram(join(dir, 'server.sock'));
+      expect(receiver).toBeGreaterThanOrEqual(0);
+      opened.push(receiver);
+      const name = `netplex-unix-from-${process.pid}-${Math.random().toString(36).slice(2)}`;
+      const bound = [join(dir, 'client.sock'), `@${name}`];
+      for (const path of bound) {
+        const sender = u.bindDatagram(path);
+        opened.push(sender);
+        expect(u.sendTo(sender, join(dir, 'server.sock'), Buffer.from('ping'))).toBe(4);
+        const got = received(u.receive(receiver, Buffer.alloc(64)));
+        expect(got.from).toBe(path);
+        // The reply goes back to the path the datagram came from.
+        expect(u.sendTo(receiver, got.from!, Buffer.from('pong'))).toBe(4);
+        const buffer = Buffer.alloc(64);
+        const reply = received(u.receive(sender, buffer));
+        expect(buffer.subarray(0, reply.bytes).toString()).toBe('pong');
+        expect(reply.from).toBe(join(dir, 'server.sock'));
+      }
+      const anonymous = u.datagramSocket();
+      opened.push(anonymous);
+      expect(u.sendTo(anonymous, join(dir, 'server.sock'), Buffer.from('x'))).toBe(1);
+      expect(received(u.receive(receiver, Buffer.alloc(64)))).not.toHaveProperty('from');
+      // A seqpacket pair is connected: its records name no sender.
+      const [a, b] = pair(u);
+      u.send(a, Buffer.from('x'));
+      expect(received(u.receive(b, Buffer.alloc(64)))).not.toHaveProperty('from');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -53,7 +53,8 @@ export function onDatagram<S>(
   void runDatagram(ctx, client).catch((err) => ctx.logHookError(err, client));
 }
 
-async function runDatagram<S>(ctx: ServerContext<S>, client: Client<S>): Promise<void> {
+/** runDatagram admits one datagram's client and runs muxInput once (udp, and unixdgram in unix-datagram.ts). */
+export async function runDatagram<S>(ctx: ServerContext<S>, client: Client<S>): Promise<void> {
   const { server, mux } = ctx;
   const verified = await reverseLookup(ctx, client);
   await server.postAcceptHook(client);

@@ -16,6 +16,8 @@ import { adoptListener, bindListener, closeListener, Listener, startAccepting } 
 import { createLogger, type LogFunction, type LogLevel, type NetplexLogger } from '../logger.js';
 import { type OptionsShape, type ServerConfig, serverOptions } from '../options.js';
 import { pairPortSpecs, resolveBindTargets } from '../port-spec.js';
+import { syslogOptionsOf } from '../syslog.js';
+import { onUnixDatagram } from '../unix-datagram.js';
 import type { ServerContext } from './context.js';
 import type { HookRunner } from './hook-runner.js';
 import type { ConstructorArgs, StartOptions } from './types.js';
@@ -133,6 +135,7 @@ export class StartFlow<S> {
     ctx.logger = createLogger({
       log_level: ctx.config.log_level,
       log_file: ctx.config.log_file,
+      syslog: syslogOptionsOf(ctx.config),
       destination: options.logDestination,
       logFunction: resolveLogFunction(server, ctx.config.log_function, sources.get('log_function')),
     });
@@ -165,6 +168,7 @@ export class StartFlow<S> {
         backlog: ctx.config.listen,
         onConnection: (s) => flow.onConnection(s, listener),
         onDatagram: (msg, rinfo) => onDatagram(ctx, msg, rinfo, listener),
+        onUnixDatagram: (msg, from) => onUnixDatagram(ctx, msg, from, listener),
         // Under the supervisor, udp ports are the worker's own; a new worker shares them with the old.
         reuseAddr: handles !== undefined,
         broadcast: ctx.config.udp_broadcast,
@@ -254,6 +258,9 @@ export class StartFlow<S> {
     ctx.log(2, 'Server closing!');
     ctx.state = 'closed';
     ctx.logger?.flush();
+    // In one process, the server owns its logger: once closed it keeps no log_file open and no
+    // syslog socket or reconnect timer. A worker logs on (a failed shutdown, a migration) until it exits.
+    if (process.env[workerEnv] !== '1') ctx.logger?.close();
     this.#resolveDone();
   }
 

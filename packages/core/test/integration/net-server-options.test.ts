@@ -1,13 +1,14 @@
 /**
  * Net::Server options over real sockets, in one process: udp_recv_len cuts datagrams, udp_broadcast
  * lets a udp socket send to a broadcast address, a Perl conf file full of options netplex only
- * notices starts a server that serves (each notice said once), log_file Sys::Syslog logs where no
- * log_file would, log_function takes the lines, and unix_type SOCK_DGRAM fails to bind, saying why.
+ * notices starts a server that serves (each notice said once), log_file Log::Log4perl logs where no
+ * log_file would, log_function takes the lines, and unix_type SOCK_DGRAM makes unix ports unixdgram.
  */
 import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadUnix } from '@netplex/unix';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   BindError,
@@ -108,10 +109,7 @@ describe('a Perl conf file with options netplex only notices', () => {
   const PERL_CONF = `# a Net::Server::Multiplex conf file
 log_level          2
 ipv6_package       IO::Socket::IP
-log_file           Sys::Syslog
-syslog_ident       myserver
-syslog_logsock     unix
-syslog_facility    daemon
+log_file           Log::Log4perl
 log4perl_conf      /etc/log4perl.conf
 no_close_by_child  1
 tie_client_stdout  1
@@ -133,7 +131,6 @@ SSL_key_file       /etc/ssl/server.key
     expect(notices.map((l) => l.option)).toEqual([
       ['log_file'],
       ['ipv6_package'],
-      ['syslog_ident', 'syslog_logsock', 'syslog_facility'],
       ['log4perl_conf'],
       ['no_close_by_child'],
       ['sig_passthrough'],
@@ -147,8 +144,8 @@ SSL_key_file       /etc/ssl/server.key
     // What the notices said: no file for the log module, sig_passthrough without the supervisor's own.
     expect(server.config.log_file).toBeUndefined();
     expect(server.config.sig_passthrough).toEqual(['SIGUSR2']);
-    expect(existsSync(join(dir, 'Sys::Syslog'))).toBe(false);
-    expect(existsSync('Sys::Syslog')).toBe(false);
+    expect(existsSync(join(dir, 'Log::Log4perl'))).toBe(false);
+    expect(existsSync('Log::Log4perl')).toBe(false);
   });
 
   it('says the notices again at the next start, not at every connection', async () => {
@@ -249,13 +246,22 @@ describe('unix_type', () => {
     await client.waitFor('unix ping');
   });
 
-  it('SOCK_DGRAM makes a unix port unixdgram, which fails to bind with the reason', async () => {
+  it('SOCK_DGRAM makes a unix port unixdgram: bound through the native module, else refused with the reason', async () => {
     const path = join(dir, 'dgram.sock');
     const server = new Echo({ port: [`${path}|unix`, '127.0.0.1:0'], unix_type: 'SOCK_DGRAM', log_level: 0 });
-    const err = await server.start({ logDestination: new LogSink() }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(BindError);
-    expect((err as Error).message).toBe(
-      `cannot bind ${path}|unixdgram: unixdgram sockets are not supported on Node`,
+    onTestFinished(() => server.close());
+    const err = await server.start({ logDestination: new LogSink() }).then(
+      () => undefined,
+      (e: unknown) => e,
     );
+    if (loadUnix()) {
+      expect(err).toBeUndefined();
+      expect(server.listeners[0]!.label).toBe(`${path}|unixdgram`);
+    } else {
+      expect(err).toBeInstanceOf(BindError);
+      expect((err as Error).message).toContain(
+        `cannot bind ${path}|unixdgram: unixdgram sockets need netplex's native module`,
+      );
+    }
   });
 });

@@ -189,6 +189,10 @@ describe.skipIf(missing !== undefined)("the options Net::Server's pods document"
       unix_type: 'SOCK_STREAM',
       udp_recv_len: '512',
       check_for_dequeue: '5',
+      syslog_logsock: 'unix',
+      syslog_ident: 'myserver',
+      syslog_logopt: 'pid',
+      syslog_facility: 'daemon',
     };
     const names = [...documented.keys()].filter((name) => name !== 'chroot');
     const conf = names.map((name) => `${name} ${sample[name] ?? '1'}`).join('\n');
@@ -246,9 +250,11 @@ describe('the table of Net::Server options', () => {
 
   it('takes every key of a prefix family, named or not', () => {
     const accepted = acceptedKeys(schemaKeys);
-    for (const key of ['SSL_cert_file', 'SSL_foo', 'syslog_whatever', 'log4perl_category'])
+    for (const key of ['SSL_cert_file', 'SSL_foo', 'log4perl_category'])
       expect(accepted.has(key), key).toBe(true);
     expect(accepted.has('ssl_cert_file')).toBe(false);
+    // The syslog_ keys are options of the schema now, so a misspelt one is unknown.
+    expect(accepted.has('syslog_whatever')).toBe(false);
     // The named keys are suggestion candidates, after the schema's.
     expect([...accepted].slice(0, schemaKeys.size)).toEqual([...schemaKeys]);
     expect([...accepted]).toContain('tie_client_stdout');
@@ -269,11 +275,12 @@ describe('loadConfig with Net::Server options', () => {
     // One line per row of the table, in its order.
     expect(notices.map((n) => [n.level, n.keys])).toEqual([
       [2, ['ipv6_package']],
-      [2, ['syslog_ident']],
       [2, ['tie_client_stdout', 'tied_stdout_callback']],
       [2, ['SSL_key_file', 'SSL_cert_file']],
     ]);
-    expect(notices[3]!.message).toBe(
+    // syslog_ident is an option: no notice, and its value in the config.
+    expect(config.syslog_ident).toBe('myserver');
+    expect(notices[2]!.message).toBe(
       'SSL_key_file, SSL_cert_file: ignored: TLS is not supported yet; terminate it in front of netplex. ' +
         'A port with proto ssl or ssleay is refused (MPX_ERR_PORT_SPEC), so that no port meant for TLS serves clear text',
     );
@@ -342,15 +349,56 @@ describe('loadConfig with Net::Server options', () => {
     });
   });
 
-  it('logs to stderr, with a notice, when log_file names a Perl logging module', () => {
-    for (const module of ['Sys::Syslog', 'Log::Log4perl']) {
+  it('logs to stderr, with a notice, when log_file names a Perl logging module other than Sys::Syslog', () => {
+    for (const module of ['Log::Log4perl', 'Log::Dispatch']) {
       const { config, notices } = load(`log_file ${module}`);
       expect(config.log_file).toBeUndefined();
       expect(notices.map((n) => n.message)).toEqual([
-        `log_file ${module} names a Perl logging module, which netplex cannot load: logging to stderr instead (under systemd the journal takes it; log_function or writeToLogHook take every line)`,
+        `log_file ${module} names a Perl logging module, which netplex cannot load: logging to stderr instead (under systemd the journal takes it; log_file Sys::Syslog, log_function or writeToLogHook take every line)`,
       ]);
     }
     expect(load('log_file logs/server.log').config.log_file).toBe('logs/server.log');
+  });
+
+  it("keeps log_file Sys::Syslog, with Net::Server's syslog defaults and no notice", () => {
+    const { config, notices } = load('log_file Sys::Syslog');
+    expect(notices).toEqual([]);
+    expect(config).toMatchObject({
+      log_file: 'Sys::Syslog',
+      syslog_logsock: 'native',
+      syslog_ident: 'net_server',
+      syslog_logopt: 'pid,nofatal',
+      syslog_facility: 'daemon',
+      syslog_format: 'rfc3164',
+      syslog_host: '127.0.0.1',
+      syslog_port: 514,
+      syslog_path: '/dev/log',
+    });
+    expect(load('syslog_facility LOG_LOCAL3\nsyslog_logsock UDP').config).toMatchObject({
+      syslog_facility: 'local3',
+      syslog_logsock: 'udp',
+    });
+  });
+
+  it.each([
+    [
+      'syslog_logsock stream',
+      'syslog_logsock: expected native, unix, inet, udp or tcp (stream: a STREAMS device',
+    ],
+    ['syslog_logsock console', 'Node cannot fork(2)'],
+    [
+      'syslog_logsock carrier-pigeon',
+      'syslog_logsock: expected native, unix, inet, udp or tcp, got "carrier-pigeon"',
+    ],
+    ['syslog_facility nonesuch', 'syslog_facility: expected a facility: kern, user, mail, daemon'],
+    ['syslog_logopt pid,verbose', 'verbose is none of them'],
+    ['syslog_ident tab\there', 'syslog_ident: expected string (printable ASCII text)'],
+    ['syslog_port 0', 'syslog_port'],
+    ['syslog_format json', 'syslog_format'],
+  ])('refuses %j with a ConfigError saying what it takes', (line, message) => {
+    const err = caught(() => load(line));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toContain(message);
   });
 
   describe('sig_passthrough', () => {

@@ -70,7 +70,6 @@ describe('a Perl conf file under the supervisor', () => {
       [
         'port 127.0.0.1:0',
         'ipv6_package IO::Socket::IP',
-        'syslog_ident myserver',
         'tie_client_stdout 1',
         'no_close_by_child 1',
         'SSL_cert_file /etc/ssl/server.crt',
@@ -95,7 +94,6 @@ describe('a Perl conf file under the supervisor', () => {
 
     const expected = [
       ['ipv6_package'],
-      ['syslog_ident'],
       ['no_close_by_child'],
       ['sig_passthrough'],
       ['tie_client_stdout'],

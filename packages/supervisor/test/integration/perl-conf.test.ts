@@ -16,9 +16,8 @@ import { listening, socketInodes } from '../helpers/procfs.js';
  * indent. The sample's own port comment says 20205 is bound on IPv6; Net::Server 2.013 binds both
  * ports on 127.0.0.1 over IPv4 (an IPv4 address with ipv IPv6 is one IPv4 socket), and netplex too.
  * Every key on a line the sample leaves active is a netplex option. Its commented-out syslog lines
- * stay commented: netplex would accept them (log_file Sys::Syslog logs to stderr, and the syslog_*
- * keys are ignored, each with a notice), but Perl would then log to syslog instead of the file this
- * test reads.
+ * stay commented: netplex would accept them too (and send the lines to syslog, as Perl would), but
+ * this test reads the log file (the syslog tests are in core's syslog tests).
  */
 const SAMPLE = `#-------------- file test.conf --------------
 
