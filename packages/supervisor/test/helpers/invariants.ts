@@ -25,7 +25,9 @@ export interface WorkerRow {
 
 /**
  * checkInvariants asserts, for a supervisor serving TCP `port`:
- * - its children alive are exactly the workers `status` lists, and at most one of them starts;
+ * - its children alive are exactly the workers `status` lists, and at most one of them starts (a
+ *   listed worker may also be a child that has just exited, which the supervisor has not reaped yet:
+ *   it learns of the exit on its next turn);
  * - the listen socket is held by the supervisor and by the serving worker, and by no process that is
  *   neither a listed worker that takes connections (serving, starting, migrating-in) nor the supervisor.
  * It returns the status, for more checks.
@@ -40,19 +42,25 @@ export async function checkInvariants(
   // while status was asked (a restart finishing meanwhile starts a spare).
   let status: Record<string, unknown> | undefined;
   let children: number[] = [];
+  let exited: number[] = [];
   let owners: number[] = [];
   for (let attempt = 0; ; attempt++) {
     const sup = supervisorPid(pidFile);
     const before = { children: childrenOf(sup), owners: listenOwners(port) };
     status = await statusJson(pidFile);
     children = childrenOf(sup);
+    exited = childrenOf(sup, true);
     owners = listenOwners(port);
     if (same(before.children, children) && same(before.owners, owners)) break;
     if (attempt >= 20) throw new Error(`the processes kept changing while status was asked${where}`);
   }
   const sup = status.supervisor_pid as number;
   const workers = status.workers as WorkerRow[];
-  const listed = workers.map((w) => w.pid).sort((a, b) => a - b);
+  // A listed worker that exited before status was asked, and is not reaped yet, is not counted.
+  const listed = workers
+    .map((w) => w.pid)
+    .filter((pid) => !exited.includes(pid))
+    .sort((a, b) => a - b);
   const describe = (pid: number) => `${pid}: ${cmdline(pid)}`;
   expect(
     children,

@@ -25,15 +25,18 @@ export function cmdline(pid: number): string {
   return (readText(`/proc/${pid}/cmdline`) ?? '?').replaceAll('\0', ' ').slice(0, 200);
 }
 
-/** childrenOf lists the live node processes whose parent is `ppid` (a loader's helper binary is not one). */
-export function childrenOf(ppid: number): number[] {
+/**
+ * childrenOf lists the live node processes whose parent is `ppid` (a loader's helper binary is not
+ * one); with `zombies`, those that have exited and that the parent has not reaped yet instead.
+ */
+export function childrenOf(ppid: number, zombies = false): number[] {
   const out: number[] = [];
   for (const pid of pids()) {
     const stat = readText(`/proc/${pid}/stat`);
     if (!stat) continue;
     // The command name is in parentheses and may hold spaces: the fields after it are fixed.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || Number(fields[1]) !== ppid) continue;
+    if ((fields[0] === 'Z') !== zombies || Number(fields[1]) !== ppid) continue;
     let exe = '';
     try {
       exe = readlinkSync(`/proc/${pid}/exe`);
