@@ -5,7 +5,7 @@
  */
 import { expect } from 'vitest';
 import { statusJson } from './proc.js';
-import { childrenOf, cmdline, listenOwners, readText } from './procfs.js';
+import { childrenOf, childStates, cmdline, listenOwners, readText } from './procfs.js';
 
 const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -48,8 +48,7 @@ export async function checkInvariants(
     const sup = supervisorPid(pidFile);
     const before = { children: childrenOf(sup), owners: listenOwners(port) };
     status = await statusJson(pidFile);
-    children = childrenOf(sup);
-    exited = childrenOf(sup, true);
+    ({ alive: children, zombies: exited } = childStates(sup));
     owners = listenOwners(port);
     if (same(before.children, children) && same(before.owners, owners)) break;
     if (attempt >= 20) throw new Error(`the processes kept changing while status was asked${where}`);

@@ -25,18 +25,28 @@ export function cmdline(pid: number): string {
   return (readText(`/proc/${pid}/cmdline`) ?? '?').replaceAll('\0', ' ').slice(0, 200);
 }
 
+/** childrenOf lists the live node processes whose parent is `ppid` (a loader's helper binary is not one). */
+export function childrenOf(ppid: number): number[] {
+  return childStates(ppid).alive;
+}
+
 /**
- * childrenOf lists the live node processes whose parent is `ppid` (a loader's helper binary is not
- * one); with `zombies`, those that have exited and that the parent has not reaped yet instead.
+ * childStates reads, in one pass over /proc, the children of `ppid` that live (as childrenOf) and
+ * those that have exited and that the parent has not reaped yet (zombies).
  */
-export function childrenOf(ppid: number, zombies = false): number[] {
+export function childStates(ppid: number): { alive: number[]; zombies: number[] } {
   const out: number[] = [];
+  const zombies: number[] = [];
   for (const pid of pids()) {
     const stat = readText(`/proc/${pid}/stat`);
     if (!stat) continue;
     // The command name is in parentheses and may hold spaces: the fields after it are fixed.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if ((fields[0] === 'Z') !== zombies || Number(fields[1]) !== ppid) continue;
+    if (Number(fields[1]) !== ppid) continue;
+    if (fields[0] === 'Z') {
+      zombies.push(pid);
+      continue;
+    }
     let exe = '';
     try {
       exe = readlinkSync(`/proc/${pid}/exe`);
@@ -44,7 +54,7 @@ export function childrenOf(ppid: number, zombies = false): number[] {
     if (/esbuild/.test(exe)) continue;
     out.push(pid);
   }
-  return out.sort((a, b) => a - b);
+  return { alive: out.sort((a, b) => a - b), zombies };
 }
 
 /** A listening TCP socket as /proc/net/tcp or /proc/net/tcp6 shows it. */
