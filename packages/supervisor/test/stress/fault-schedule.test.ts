@@ -135,7 +135,14 @@ const steps: Record<string, Step> = {
     }
     behaviour(run.behaviourFile, {});
     const killedAt = Date.now();
-    if (starting) process.kill(starting.pid, 'SIGKILL');
+    if (starting) {
+      try {
+        process.kill(starting.pid, 'SIGKILL');
+      } catch (err) {
+        // Gone by itself already (with the conf invalid, a new worker exits at once): the outcome says so.
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
     const out = await outcomeAfter(run, mark, 'the reload whose worker is killed');
     // A worker killed before it was ready had no connection to lose; one that got ready meanwhile may have.
     if (starting && !String(out.msg).includes('before it was ready'))
