@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadUnix } from '@netplex/unix';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { type Client, type InputBuffer, MultiplexServer, type Mux } from '../../src/index.js';
 import { TestClient, withTimeout } from '../helpers/client.js';
+import { nativeOrSkip } from '../helpers/move.js';
 import { startServer } from '../helpers/server.js';
 import {
   closedTcpPort,
@@ -22,6 +22,11 @@ import {
   udpReceiver,
   unixReceiver,
 } from '../helpers/syslog.js';
+
+/** The native module, for syslog over unix sockets; without it those tests say why they are skipped. */
+const native = nativeOrSkip(
+  'syslog over unix sockets (syslog_logsock unix and native, a stream socket at syslog_path)',
+);
 
 /** Echo answers each line, and logs what it got at every Net::Server level. */
 class Echo extends MultiplexServer {
@@ -204,13 +209,12 @@ describe('log_file Sys::Syslog', () => {
     expect(stderr).toContain(`net_server[${process.pid}]: level 0: to both\n`);
   });
 
-  describe.skipIf(!loadUnix())('unix and native, through the native module', () => {
+  describe.runIf(native)('unix and native, through the native module', () => {
     it.each([
       ['unix', '\n\0'],
       ['native', '\n'],
     ])('%s: one datagram per line to syslog_path, ending %j', async (logsock, end) => {
-      const receiver = unixReceiver();
-      if (!receiver) return void console.warn('skipped: no native module');
+      const receiver = unixReceiver()!;
       const { port } = await startServer(
         new Echo({
           port: ['127.0.0.1:0'],
@@ -228,7 +232,7 @@ describe('log_file Sys::Syslog', () => {
   });
 });
 
-describe.skipIf(!loadUnix())('a stream socket at syslog_path', () => {
+describe.runIf(native)('a stream socket at syslog_path', () => {
   it('gets a stream connection, each message ended by a NUL, as glibc and Sys::Syslog fall back to', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'netplex-syslog-stream-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
@@ -325,7 +329,7 @@ describe('a syslog daemon that is down', () => {
   it('unix to a path where no socket is: one warning (ENOENT)', async () => {
     await startAndServe({ syslog_logsock: 'unix', syslog_path: '/nonexistent/netplex/log' });
     expect(await waitWarnings()).toEqual([
-      !loadUnix()
+      !native
         ? expect.stringContaining('needs the native module')
         : 'netplex: syslog unix /nonexistent/netplex/log: no such socket (ENOENT); log lines are dropped until it answers\n',
     ]);

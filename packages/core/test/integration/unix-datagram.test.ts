@@ -9,13 +9,14 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadUnix, READABLE, type UnixSockets } from '@netplex/unix';
+import { READABLE, type UnixSockets } from '@netplex/unix';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { type Client, type InputBuffer, MultiplexServer, type Mux } from '../../src/index.js';
 import { withTimeout } from '../helpers/client.js';
+import { nativeOrSkip } from '../helpers/move.js';
 import { startServer } from '../helpers/server.js';
 
-const unix = loadUnix();
+const unix = nativeOrSkip('unixdgram ports');
 const coreDir = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Echo answers each datagram with what it knows of the client, and logs it. */
@@ -68,7 +69,7 @@ function peer(u: UnixSockets, path?: string) {
   };
 }
 
-describe.skipIf(!unix)('unixdgram ports, through the native module', () => {
+describe.runIf(unix)('unixdgram ports, through the native module', () => {
   it('serve each datagram with muxInput and answer the path it came from', async () => {
     const dir = tempDir();
     const path = join(dir, 'server.sock');
