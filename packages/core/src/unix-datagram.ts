@@ -7,8 +7,8 @@
  * is bound and closed in listeners.ts (bindUnixDatagram).
  */
 import { constants } from 'node:os';
-import { Client, type Transport } from './connection/client.js';
-import { runDatagram } from './connection/udp.js';
+import type { Transport } from './connection/client.js';
+import { serveDatagram } from './connection/udp.js';
 import { errnoName, type Listener } from './listeners.js';
 import type { ServerContext } from './server/context.js';
 
@@ -21,12 +21,6 @@ export function onUnixDatagram<S>(
 ): void {
   const socket = listener.datagram;
   if (ctx.state !== 'running' || socket === undefined) return;
-  const most = ctx.config.udp_recv_len;
-  if (most !== undefined && msg.length > most) {
-    ctx.log(4, `datagram of ${msg.length} bytes cut to udp_recv_len ${most}`, { peer: from ?? '' });
-    msg = msg.subarray(0, most);
-  }
-  const id = ++ctx.server.requests;
   const transport: Transport = {
     write: (data, done) => {
       // A sender that bound no path cannot be answered; a full or gone peer loses the reply, as a
@@ -44,20 +38,11 @@ export function onUnixDatagram<S>(
     destroy: () => {},
     writableLength: 0,
   };
-  const client = new Client<S>(
-    {
-      id,
-      proto: 'unix',
-      peeraddr: from ?? '',
-      peerport: 0,
-      sockaddr: socket.path,
-      sockport: 0,
-      listener: listener.label,
-    },
+  serveDatagram(
+    ctx,
+    msg,
+    { proto: 'unix', peeraddr: from ?? '', peerport: 0, sockaddr: socket.path, sockport: 0 },
     transport,
-    ctx.logger.pino,
-    () => {},
+    listener,
   );
-  client.input.append(msg);
-  void runDatagram(ctx, client).catch((err) => ctx.logHookError(err, client));
 }

@@ -16,10 +16,18 @@ export interface AddedExtra {
 }
 
 const extras = new WeakMap<Client<unknown>, AddedExtra>();
+const clients = new WeakMap<object, Client<unknown>>();
 
 /** remember notes a handle's extra when it is added. */
 export function remember<S>(client: Client<S>, extra: AddedExtra): void {
   extras.set(client as Client<unknown>, extra);
+  clients.set(extra.handle, client as Client<unknown>);
+}
+
+/** clientOfHandle is the Client of an added handle that is no stream socket, while it is in the mux. */
+export function clientOfHandle<S>(ctx: ServerContext<S>, handle: object): Client<S> | undefined {
+  const client = clients.get(handle) as Client<S> | undefined;
+  return client !== undefined && ctx.sessions.has(client) ? client : undefined;
 }
 
 /** extraOf is a handle's extra, for one that has one. */

@@ -17,7 +17,7 @@ import { unmapIPv4 } from '../access.js';
 import { MuxHandleError } from '../errors.js';
 import type { AddableHandle, AddOptions, MuxHandler } from '../mux.js';
 import type { ServerContext } from '../server/context.js';
-import { admitAdded, extraOf, remember } from './added-registry.js';
+import { admitAdded, clientOfHandle, extraOf, remember } from './added-registry.js';
 import { addDatagram } from './added-udp.js';
 import { type Client, clientControl, type PeerAddresses, type Transport } from './client.js';
 import type { ClientFlow } from './client-flow.js';
@@ -51,7 +51,7 @@ export function addSocket<S>(
 ): Client<S> {
   if (socket instanceof ChildProcess) return addChild(ctx, flow, socket, options);
   if (socket instanceof dgram.Socket) {
-    const found = [...ctx.added].find((c) => extraOf(c)?.handle === socket);
+    const found = clientOfHandle(ctx, socket);
     if (found) return found;
     if (ctx.state !== 'running' && ctx.state !== 'starting')
       throw new MuxHandleError('add', `the server is ${ctx.state}, and takes no handle`);

@@ -9,7 +9,7 @@ import { unmapIPv4 } from '../access.js';
 import type { Listener } from '../listeners.js';
 import type { ServerContext } from '../server/context.js';
 import { allowDeny, reverseLookup } from './admission.js';
-import { Client, clientControl, type Transport } from './client.js';
+import { Client, clientControl, type PeerAddresses, type Transport } from './client.js';
 
 /** onDatagram serves one datagram that came to a udp listener. */
 export function onDatagram<S>(
@@ -20,13 +20,6 @@ export function onDatagram<S>(
 ): void {
   if (ctx.state !== 'running' || !listener.socket) return;
   const socket = listener.socket;
-  // udp_recv_len: Net::Server reads each datagram with recv(…, udp_recv_len), which drops the rest.
-  const most = ctx.config.udp_recv_len;
-  if (most !== undefined && msg.length > most) {
-    ctx.log(4, `datagram of ${msg.length} bytes cut to udp_recv_len ${most}`, { peer: rinfo.address });
-    msg = msg.subarray(0, most);
-  }
-  const id = ++ctx.server.requests;
   const local = socket.address();
   const transport: Transport = {
     write: (data) => socket.send(data, rinfo.port, rinfo.address),
@@ -35,16 +28,41 @@ export function onDatagram<S>(
     destroy: () => {},
     writableLength: 0,
   };
-  const client = new Client<S>(
+  serveDatagram(
+    ctx,
+    msg,
     {
-      id,
       proto: 'udp',
       peeraddr: unmapIPv4(rinfo.address),
       peerport: rinfo.port,
       sockaddr: unmapIPv4(local.address),
       sockport: local.port,
-      listener: listener.label,
     },
+    transport,
+    listener,
+  );
+}
+
+/**
+ * serveDatagram serves one datagram of a udp or unixdgram listener as a client of its own, whose
+ * writes go through `transport`: cut to udp_recv_len (Net::Server reads each datagram with
+ * recv(…, udp_recv_len), which drops the rest), numbered, then admitted and handed to muxInput.
+ */
+export function serveDatagram<S>(
+  ctx: ServerContext<S>,
+  msg: Buffer,
+  ends: PeerAddresses,
+  transport: Transport,
+  listener: Listener,
+): void {
+  const most = ctx.config.udp_recv_len;
+  if (most !== undefined && msg.length > most) {
+    ctx.log(4, `datagram of ${msg.length} bytes cut to udp_recv_len ${most}`, { peer: ends.peeraddr });
+    msg = msg.subarray(0, most);
+  }
+  const id = ++ctx.server.requests;
+  const client = new Client<S>(
+    { id, ...ends, listener: listener.label },
     transport,
     ctx.logger.pino,
     () => {},
@@ -53,8 +71,8 @@ export function onDatagram<S>(
   void runDatagram(ctx, client).catch((err) => ctx.logHookError(err, client));
 }
 
-/** runDatagram admits one datagram's client and runs muxInput once (udp, and unixdgram in unix-datagram.ts). */
-export async function runDatagram<S>(ctx: ServerContext<S>, client: Client<S>): Promise<void> {
+/** runDatagram admits one datagram's client and runs muxInput once. */
+async function runDatagram<S>(ctx: ServerContext<S>, client: Client<S>): Promise<void> {
   const { server, mux } = ctx;
   const verified = await reverseLookup(ctx, client);
   await server.postAcceptHook(client);
