@@ -73,7 +73,6 @@ export function addDatagram<S>(
       sockaddr: unmapIPv4(local.address),
       sockport: local.port,
       listener: '',
-      added: true,
     },
     transport,
     ctx.logger.pino,

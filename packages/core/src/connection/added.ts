@@ -76,7 +76,7 @@ export function addSocket<S>(
   const ends: PeerAddresses = connecting
     ? { proto: 'tcp', peeraddr: '', peerport: 0, sockaddr: '', sockport: 0 }
     : endsOf(socket);
-  const session = flow.createSession(socket, { id, ...ends, listener: '', added: true });
+  const session = flow.createSession(socket, { id, ...ends, listener: '' });
   const { client } = session;
   // Its end of input ends nothing else: the server ends its output when it is done with it.
   socket.allowHalfOpen = true;
@@ -153,7 +153,7 @@ function addChild<S>(
     sockaddr: '',
     sockport: 0,
   };
-  const session = flow.createSession(stdout, { id, ...ends, listener: '', added: true }, transport);
+  const session = flow.createSession(stdout, { id, ...ends, listener: '' }, transport);
   const { client } = session;
   // A child that exits while netplex writes to it: the write fails (EPIPE), and the handle ends.
   stdin.on('error', (err: NodeJS.ErrnoException) => {

@@ -44,8 +44,6 @@ export interface ClientInfo {
   listener: string;
   /** When the connection was accepted (kept across a migration); now by default. */
   connectedAt?: Date;
-  /** A handle the server added itself (mux.add), not accepted from a listener. */
-  added?: boolean;
 }
 
 /** PeerAddresses are a stream's two ends, as a Client shows them. */
@@ -126,11 +124,6 @@ export class Client<S = Record<string, unknown>> {
   readonly sockport: number;
   /** listener is the label of the listen socket the client came through ('' for an added handle). */
   readonly listener: string;
-  /**
-   * added is true for a handle the server added itself with `mux.add` (a socket it connected), not
-   * accepted from a listener: no muxConnection runs for it, and it is no request.
-   */
-  readonly added: boolean;
   /** peerhost is the client's host name, when reverse_lookups found one. */
   peerhost: string | undefined;
   /** connectedAt is when the connection was accepted. */
@@ -166,7 +159,6 @@ export class Client<S = Record<string, unknown>> {
     this.sockaddr = info.sockaddr;
     this.sockport = info.sockport;
     this.listener = info.listener;
-    this.added = info.added === true;
     this.connectedAt = info.connectedAt ?? new Date();
     this.#transport = transport;
     this.#rootLog = log;
@@ -195,7 +187,16 @@ export class Client<S = Record<string, unknown>> {
    * A proxy sets it, so that answers to what came before the end still reach the client. It is true
    * for a handle added with `mux.add`, which the server ends itself.
    */
-  allowHalfOpen = false;
+  declare allowHalfOpen: boolean;
+
+  /**
+   * added is true for a handle the server added itself with `mux.add` (a socket it connected, a
+   * child process, a UDP socket), not accepted from a listener: no muxConnection runs for it, and it
+   * is no request. Its id is negative, which is what says so.
+   */
+  get added(): boolean {
+    return this.id < 0;
+  }
 
   /** While the connection moves between workers: its held output and pending end (see OutputHold). */
   #hold: OutputHold | undefined;
@@ -234,6 +235,8 @@ export class Client<S = Record<string, unknown>> {
   }
 
   static {
+    // On the prototype: a connection that never sets it costs no field for it.
+    Client.prototype.allowHalfOpen = false;
     clientControl = {
       setPhase: (client, phase) => {
         client.#phase = phase;

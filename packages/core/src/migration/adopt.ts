@@ -68,7 +68,6 @@ export function adoptConnection<S>(
     sockport: frozen.sockport,
     listener: frozen.listener,
     connectedAt: new Date(frozen.connectedAt),
-    added: frozen.added === true,
   });
   const { client } = session;
   client.peerhost = frozen.peerhost;
